@@ -43,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
-from lab.cache.base import MISSING, Cache
+from lab.cache.base import Cache
 
 SWEEP_SAMPLE = 20  # entries looked at per round (Redis: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP)
 SWEEP_MAX_ROUNDS = 16  # bound on rounds per call, so one call's work is bounded

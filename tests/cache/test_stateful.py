@@ -151,5 +151,6 @@ class TTLMachine(LRUMachine):
 
 TestLRUCacheAgainstModel = LRUMachine.TestCase
 TestTTLCacheAgainstModel = TTLMachine.TestCase
-TestLRUCacheAgainstModel.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
-TestTTLCacheAgainstModel.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+RUNS = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestLRUCacheAgainstModel.settings = RUNS
+TestTTLCacheAgainstModel.settings = RUNS
