@@ -66,10 +66,15 @@ def cached(cache: Cache, key: Callable[..., Hashable] = default_key) -> Callable
 
 def _sync_wrapper(func: Callable, cache: Cache, key: Callable) -> Callable:
     get = cache.get
+    one_argument_is_the_key = key is default_key
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        k = key(*args, **kwargs)
+        # The common case, one positional argument and the default key, skips a call.
+        if one_argument_is_the_key and len(args) == 1 and not kwargs:
+            k = args[0]
+        else:
+            k = key(*args, **kwargs)
         value = get(k, MISSING)
         if value is MISSING:
             value = func(*args, **kwargs)
