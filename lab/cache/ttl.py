@@ -10,7 +10,8 @@ the two Redis uses:
 * **Active expiry** (``expire()``): a sweep looks at a bounded number of
   entries per call, from a cursor that walks a dense array of keys (``_slots``),
   drops the expired ones, and -- the Redis idea -- goes on to another round
-  only while more than a quarter of what it looked at had expired. Work per
+  only while more than a quarter of what it looked at had expired (Redis 5's
+  threshold; Redis 6 lowered it to 10%). Work per
   call is at most ``SWEEP_SAMPLE * SWEEP_MAX_ROUNDS`` entries, however large
   the cache. Redis 6+ walks its expires table with a cursor the same way
   (older versions sampled at random). ``expire()`` runs by itself once every
