@@ -1,0 +1,115 @@
+"""``python -m lab``: what the lab holds, the command that starts each part, its port.
+
+A component counts as built when its package has a ``__main__`` module (the
+command-line entry point DESIGN.md promises), so the overview stays honest as
+the challenges land, with nothing to edit here. Ports come from ``lab.settings``,
+so a port changed in ``.env`` shows up here too.
+
+``python -m lab up`` and ``down`` (the whole stack at once) arrive with
+challenge 4; until then they say so and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lab import settings as lab_settings
+
+PROG = "python -m lab"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    command: str
+    port: int | None
+    challenge: int
+    module: str | None  # built when "<module>.__main__" exists; None: not built yet
+
+    @property
+    def built(self) -> bool:
+        return self.module is not None and has_main(self.module)
+
+
+def has_main(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{package}.__main__") is not None
+    except ModuleNotFoundError:  # the package itself does not exist yet
+        return False
+
+
+def components(s: lab_settings.Settings) -> list[Component]:
+    """The rows of the overview, in the order of the challenges."""
+    return [
+        Component("cache", f"python -m lab.cache serve --port {s.cache_port}",
+                  s.cache_port, 1, "lab.cache"),
+        Component("Task API", f"python -m lab.api --port {s.api_port} --store memory|postgres",
+                  s.api_port, 2, "lab.api"),
+        Component("database", "python -m lab.db migrate|status|seed|explain", None, 3, "lab.db"),
+        Component("load balancer", f"python -m lab.lb --port {s.lb_port} --backend HOST:PORT ...",
+                  s.lb_port, 4, "lab.lb"),
+        # NGINX is the comparison for lab.lb: it arrives with it, started by the benchmarks.
+        Component("NGINX (compared with lab.lb)", "started by python -m bench",
+                  s.nginx_port, 4, "lab.lb"),
+        Component("whole stack", "python -m lab up | python -m lab down", None, 4, None),
+        Component("queue", "python -m lab.queue worker|relay|topology", None, 5, "lab.queue"),
+        Component("benchmarks", "python -m bench  (results in bench/results/)", None, 1, "bench"),
+    ]
+
+
+def overview(s: lab_settings.Settings) -> str:
+    rows = [("component", "command", "port", "state")]
+    for c in components(s):
+        state = "ready" if c.built else f"coming in challenge {c.challenge}"
+        rows.append((c.name, c.command, "-" if c.port is None else str(c.port), state))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["System Design Lab: components, commands and ports", ""]
+    for row in rows:  # pad every column but the last
+        lines.append("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]]))
+    servers = ", ".join(
+        f"{name} {urlsplit(url).hostname}:{urlsplit(url).port or default}"
+        for name, url, default in [("PostgreSQL", s.database_url, 5432),
+                                   ("Redis", s.redis_url, 6379),
+                                   ("RabbitMQ", s.rabbitmq_url, 5672)]
+    )
+    lines += [
+        "",
+        f"Servers (infra/services.sh start|stop|status): {servers}, NGINX 127.0.0.1:80",
+        "Settings: the environment, then .env, then .env.example (see lab/settings.py).",
+        "Tests and benchmarks: make test, make bench.",
+    ]
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line on stderr, not usage + message
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog=PROG, description="List the lab's components, their commands "
+                     "and ports (with no command), or start and stop the whole stack.")
+    commands = parser.add_subparsers(dest="command", metavar="{up,down}")
+    commands.add_parser("up", help="start the whole stack: API instances, balancer, worker "
+                        "(coming in challenge 4)")
+    commands.add_parser("down", help="stop what 'up' started (coming in challenge 4)")
+    args = parser.parse_args(argv)
+
+    if args.command is not None:
+        print(f"{PROG} {args.command}: not built yet (coming in challenge 4)", file=sys.stderr)
+        return 1
+    try:
+        s = lab_settings.load()
+    except ValueError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
+    print(overview(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
