@@ -1,7 +1,7 @@
 """Challenge 1: caches built by hand -- LRU, TTL, a single-flight decorator, a RESP server.
 
 Read in this order: ``base`` (what every policy shares), ``lru``, ``ttl``,
-``decorator``; then the server side: ``resp`` (the wire format, sans-IO),
+``decorator``; then the server side: ``resp`` and ``replies`` (the wire format, sans-IO),
 ``commands`` (what each command does to the cache), ``server`` (asyncio).
 """
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import NamedTuple
 
-from lab.cache.resp import (
+from lab.cache.replies import (
     EMPTY_ARRAY,
     MINUS_ONE,
     MINUS_TWO,

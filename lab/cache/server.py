@@ -36,7 +36,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from lab.cache.commands import execute_all
-from lab.cache.resp import PROTO_MAX_BULK_LEN, ProtocolError, RequestParser, error
+from lab.cache.replies import error
+from lab.cache.resp import PROTO_MAX_BULK_LEN, ProtocolError, RequestParser
 from lab.cache.ttl import TTLCache
 
 log = logging.getLogger("lab.cache")

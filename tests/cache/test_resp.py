@@ -4,7 +4,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.cache import resp
 from lab.cache.resp import (
     PROTO_INLINE_MAX_SIZE,
     PROTO_MAX_BULK_LEN,
@@ -294,48 +293,3 @@ def test_any_commands_cut_anywhere_parse_back(commands, cuts):
     parser = RequestParser()
     assert feed_all(parser, pieces) == commands
     assert parser.buffered == 0
-
-
-# -- replies -------------------------------------------------------------------------
-
-
-def test_reply_constants():
-    assert resp.OK == b"+OK\r\n"
-    assert resp.PONG == b"+PONG\r\n"
-    assert resp.NULL_BULK == b"$-1\r\n"
-    assert resp.NULL_ARRAY == b"*-1\r\n"
-    assert resp.EMPTY_ARRAY == b"*0\r\n"
-    assert (resp.ZERO, resp.ONE, resp.MINUS_ONE, resp.MINUS_TWO) == (
-        b":0\r\n",
-        b":1\r\n",
-        b":-1\r\n",
-        b":-2\r\n",
-    )
-
-
-def test_simple_string_refuses_line_breaks():
-    assert resp.simple_string(b"QUEUED") == b"+QUEUED\r\n"
-    with pytest.raises(ValueError):
-        resp.simple_string(b"a\r\nb")
-
-
-def test_error_replaces_line_breaks_with_spaces():
-    assert resp.error(b"ERR bad\r\nthing\n") == b"-ERR bad  thing \r\n"
-
-
-@pytest.mark.parametrize("n", [0, 1, 255, 256, -1, -(2**63), 2**63 - 1])
-def test_integer(n):
-    assert resp.integer(n) == b":" + str(n).encode() + b"\r\n"
-
-
-def test_bulk():
-    assert resp.bulk(b"") == b"$0\r\n\r\n" == resp.EMPTY_BULK
-    assert resp.bulk(b"a\r\nb") == b"$4\r\na\r\nb\r\n"
-    assert resp.bulk(None) == resp.NULL_BULK
-
-
-def test_array_nests_encoded_replies():
-    inner = resp.array([resp.integer(1), resp.NULL_BULK])
-    assert resp.array([resp.bulk(b"x"), inner]) == b"*2\r\n$1\r\nx\r\n*2\r\n:1\r\n$-1\r\n"
-    assert resp.array([]) == resp.EMPTY_ARRAY
-    assert resp.array(resp.bulk(v) for v in [b"a"]) == b"*1\r\n$1\r\na\r\n"
