@@ -21,6 +21,7 @@ from bench.registry import HIGHER_IS_BETTER, Comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+LAB_BETTER, PRODUCTION_BETTER = "#2a9d8f", "#e76f51"
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def markdown(record: dict, component: str) -> str:
         f"Python {m['python']}; ratio = lab / production, from one run "
         "(`make bench`; regenerate with `python -m bench report --write-readmes`).",
         "",
-        "| operation | lab | production | lab | production | ratio | target |",
+        "| operation | lab | production | lab figure | production figure | ratio | target |",
         "|---|---|---|---:|---:|---:|---|",
     ]
     for r in rows_of(record):
@@ -174,12 +175,14 @@ def chart(record: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")  # no screen here: draw straight to a file
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = rows_of(record)
     labels = [f"{r.operation}: {r.lab_name} / {r.production_name}" for r in rows]
-    colours = ["#2a9d8f" if better_side(r) == "lab" else "#e76f51" for r in rows]
+    ratios = [r.ratio for r in rows]
+    colours = [LAB_BETTER if better_side(r) == "lab" else PRODUCTION_BETTER for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
-    ax.barh(range(len(rows)), [r.ratio for r in rows], color=colours)
+    ax.barh(range(len(rows)), ratios, color=colours)
     for i, r in enumerate(rows):
         if r.target:
             bound = float(re.search(r"[\d.]+", r.target).group())
@@ -187,6 +190,14 @@ def chart(record: dict, path: Path) -> Path:
         ax.text(r.ratio, i, f" {r.ratio:.2f}×", va="center", fontsize=8)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if 0.5 * min(ratios) <= t <= 2 * max(ratios)]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=LAB_BETTER, label="the lab is better"),
+                       Patch(color=PRODUCTION_BETTER, label="production is better")],
+              loc="lower right", fontsize=8)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("lab / production (time, memory: lower is better; ops/s: higher) "
