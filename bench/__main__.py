@@ -25,12 +25,13 @@ from pathlib import Path
 
 from bench import report
 from bench.registry import all_comparisons
+from lab.cli import OneLineParser
 
 TMP = report.RESULTS / "tmp"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bench",
         description="Run the lab-vs-production comparisons and report the ratios.",
     )

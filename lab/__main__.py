@@ -11,13 +11,13 @@ challenge 4; until then they say so and exit 1.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lab import settings as lab_settings
+from lab.cli import OneLineParser
 
 PROG = "python -m lab"
 
@@ -85,13 +85,8 @@ def overview(s: lab_settings.Settings) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line on stderr, not usage + message
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog=PROG, description="List the lab's components, their commands "
+    parser = OneLineParser(prog=PROG, description="List the lab's components, their commands "
                      "and ports (with no command), or start and stop the whole stack.")
     commands = parser.add_subparsers(dest="command", metavar="{up,down}")
     commands.add_parser("up", help="start the whole stack: API instances, balancer, worker "

@@ -22,23 +22,17 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from lab.cache.resp import PROTO_MAX_BULK_LEN
 from lab.cache.server import HZ, serve
 from lab.cache.ttl import TTLCache
+from lab.cli import OneLineParser
 
 PROG = "python -m lab.cache"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the lab never listens on a public interface by default
 DEFAULT_PORT = 6380  # Redis's port plus one, so both can run side by side
 DEFAULT_MAXSIZE = 1_000_000
 _A = {int: "an integer", float: "a number"}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # argparse prints the whole usage first; one line is easier to read and to test.
-        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -61,7 +55,7 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description="The hand-built cache of challenge 1, served over Redis's protocol (RESP2).",
     )
