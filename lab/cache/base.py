@@ -88,8 +88,14 @@ class Cache(MutableMapping):
 
     # -- tags ------------------------------------------------------------------
 
-    def _tag(self, key: Hashable, tags: Iterable[Hashable]) -> None:
-        tags = tuple(tags)
+    @staticmethod
+    def _check_tags(tags: Iterable[Hashable]) -> tuple:
+        """The tags, each once, in order; TypeError before any state changes if one is
+        unhashable (a caller checks them before storing the value)."""
+        return tuple(dict.fromkeys(tags))
+
+    def _tag(self, key: Hashable, tags: tuple) -> None:
+        """Record ``key``'s tags (already checked); ``key`` is stored."""
         if self._key_tags:
             self._forget_tags(key)  # a write replaces the key's tags
         if not tags:
@@ -141,13 +147,22 @@ class Cache(MutableMapping):
         self._remove(key)
 
     def pop(self, key: Hashable, default: Any = MISSING) -> Any:
-        if key in self:
-            value = self.peek(key)
+        value = self.peek(key, MISSING)  # one look: a TTL entry cannot expire in between
+        if value is not MISSING:
             self._remove(key)
             return value
         if default is MISSING:
             raise KeyError(key)
         return default
+
+    # Snapshots read with peek(): looking at the whole cache is not a "hit" and
+    # does not reorder it (the mixins would call __getitem__ for every key).
+
+    def items(self) -> list[tuple[Hashable, Any]]:  # type: ignore[override]
+        return [(key, self.peek(key)) for key in self]
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self.peek(key) for key in self]
 
     def __repr__(self) -> str:
         return (

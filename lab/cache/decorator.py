@@ -16,6 +16,13 @@ caller, the first included, awaits ``asyncio.shield(task)``. So:
 * a caller that is cancelled stops *waiting*; the shield keeps the load
   running for the others, and its result is still cached.
 
+Limits, on purpose: a loader that is itself cancelled (not a waiter) wakes
+every waiter with ``CancelledError``; loaders that wait on each other's keys
+(A loads B, B loads A) deadlock -- only a loader asking for its *own* key is
+caught, with ``RuntimeError``; an invalidation that lands while a load is in
+flight is overwritten when the load stores its (older) result, the classic
+cache-aside race that challenge 4's generation numbers close.
+
 The sync wrapper is plain memoisation: no threads here, so no flights.
 Exceptions are never cached. The production tools: ``functools.lru_cache``
 (C, sync only), ``cachetools.cached`` (sync; ``cachetools-async`` or
@@ -36,9 +43,15 @@ _KWARGS = object()  # separates positional from keyword arguments in a default k
 
 
 def default_key(*args: Hashable, **kwargs: Hashable) -> Hashable:
-    """The arguments as one hashable key: the argument itself when there is just one."""
+    """The arguments as one hashable key: the argument itself when there is just one.
+
+    Not when that one argument is a tuple: ``f((1, 2))`` and ``f(1, 2)`` must not
+    share a key.
+    """
     if not kwargs:
-        return args[0] if len(args) == 1 else args
+        if len(args) == 1 and not isinstance(args[0], tuple):
+            return args[0]
+        return args
     return (*args, _KWARGS, *sorted(kwargs.items()))
 
 
@@ -71,7 +84,12 @@ def _sync_wrapper(func: Callable, cache: Cache, key: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # The common case, one positional argument and the default key, skips a call.
-        if one_argument_is_the_key and len(args) == 1 and not kwargs:
+        if (
+            one_argument_is_the_key
+            and len(args) == 1
+            and not kwargs
+            and not isinstance(args[0], tuple)
+        ):
             k = args[0]
         else:
             k = key(*args, **kwargs)
@@ -104,6 +122,9 @@ def _async_wrapper(func: Callable, cache: Cache, key: Callable) -> Callable:
         if value is not MISSING:
             return value
         task = in_flight.get(k)
+        if task is not None and task is asyncio.current_task():
+            # The loader asked for its own key: awaiting its own flight would hang forever.
+            raise RuntimeError(f"cached loader re-entered for key {k!r}")
         if task is None:
             task = asyncio.ensure_future(load(k, args, kwargs))
             in_flight[k] = task

@@ -71,6 +71,7 @@ class LRUCache(Cache):
 
     def set(self, key: Hashable, value: Any, *, tags: Iterable[Hashable] = ()) -> None:
         """Store ``value``; ``tags`` let ``invalidate_tag`` drop it later."""
+        tags = self._check_tags(tags)  # before the store: a bad tag changes nothing
         self[key] = value
         self._tag(key, tags)
 

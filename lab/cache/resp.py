@@ -128,7 +128,7 @@ class RequestParser:
             if self._buffered < self._need:
                 return []  # a bulk string still arriving: don't join yet
             if self._line_limit is not None and b"\n" not in data:
-                if self._buffered > self.max_inline_len:
+                if self._waiting_line_too_long():
                     self._fail(self._line_limit, [])
                 return []  # a header or inline line still arriving
             buf = b"".join(chunks)
@@ -221,9 +221,15 @@ class RequestParser:
             rest = buf[pos:] if pos else buf  # the one compaction of this feed
             chunks.append(rest)  # even if empty: a payload wait always goes through _need
             self._buffered = len(rest)
-            if self._line_limit is not None and self._buffered > self.max_inline_len:
+            if self._line_limit is not None and self._waiting_line_too_long():
                 self._fail(self._line_limit, commands)
         return commands
+
+    def _waiting_line_too_long(self) -> bool:
+        """A line without its end yet is too long -- allowing for the "\r" that a line
+        of the longest allowed length may already have when a read ends before its "\n"."""
+        over = self._buffered - self.max_inline_len
+        return over > 1 or (over == 1 and not self._chunks[-1].endswith(b"\r"))
 
     def _multibulk_len(self, digits: bytes, commands: list[list[bytes]]) -> int:
         """A ``*<count>`` header not in the table: valid but large, negative, or invalid."""
@@ -234,8 +240,9 @@ class RequestParser:
 
     def _bulk_len_slow(self, header: bytes, commands: list[list[bytes]]) -> int:
         """A ``$<length>`` header not in the table: a large length, or an error."""
-        if header[0] != 36:  # b"$"
-            self._fail(f"Protocol error: expected '$', got '{chr(header[0])}'", commands)
+        if header[:1] != b"$":  # a slice, not header[0]: the header may be an empty line
+            got = chr(header[0]) if header else "\r"  # Redis names the "\r" of an empty line
+            self._fail(f"Protocol error: expected '$', got '{got}'", commands)
         size = _length(header[1:])
         if size is None or not 0 <= size <= self.max_bulk_len:  # before a byte is kept
             self._fail("Protocol error: invalid bulk length", commands)

@@ -13,8 +13,10 @@ its parser to its event loop:
   costs one system call for the replies, not 100: that is why pipelining is fast;
 * **backpressure**: when a client does not read its replies, the transport's
   write buffer passes its high-water mark and asyncio calls ``pause_writing``;
-  we then stop *reading* from that client until ``resume_writing``, so a client
-  can never make the server buffer unbounded replies;
+  we then stop *reading* from that client until ``resume_writing``. That bounds
+  the replies buffered per *read*, not in all: one read of pipelined GETs of a
+  large value is answered whole (Redis's ``client-output-buffer-limit`` would
+  disconnect such a client; it is not built here);
 * **a bad client only hurts itself**: malformed bytes get ``-ERR Protocol
   error: ...`` (after the replies to the commands before them, as Redis does)
   and that one connection is closed; a client that vanishes just drops out;

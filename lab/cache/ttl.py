@@ -15,7 +15,7 @@ the two Redis uses:
   call is at most ``SWEEP_SAMPLE * SWEEP_MAX_ROUNDS`` entries, however large
   the cache. Redis 6+ walks its expires table with a cursor the same way
   (older versions sampled at random). ``expire()`` runs by itself once every
-  ``SWEEP_EVERY`` inserts, and a server can call it on a timer.
+  ``SWEEP_EVERY`` writes, and a server can call it on a timer.
 
 ``_slots`` makes the cursor possible: a dict cannot be indexed, an array can.
 Removing a key moves the last key into its slot (swap-remove), so removal
@@ -48,7 +48,7 @@ from lab.cache.base import Cache
 
 SWEEP_SAMPLE = 20  # entries looked at per round (Redis: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP)
 SWEEP_MAX_ROUNDS = 16  # bound on rounds per call, so one call's work is bounded
-SWEEP_EVERY = 32  # inserts between automatic sweeps
+SWEEP_EVERY = 32  # writes between automatic sweeps
 
 
 class _Entry:
@@ -127,6 +127,9 @@ class TTLCache(Cache):
         self._store(key, value, self._clock() + self._default_ttl)
         if self._key_tags:
             self._forget_tags(key)  # a plain write stores the key untagged
+        self._until_sweep -= 1
+        if not self._until_sweep:
+            self._sweep_now()
 
     def set(
         self,
@@ -138,8 +141,18 @@ class TTLCache(Cache):
     ) -> None:
         """Store ``value`` for ``ttl`` seconds (default: the cache's ``ttl``)."""
         seconds = self._default_ttl if ttl is None else _check_ttl(ttl, "ttl")
+        tags = self._check_tags(tags)  # before the store: a bad argument changes nothing
         self._store(key, value, self._clock() + seconds)
         self._tag(key, tags)
+        # The sweep runs last: it may reclaim this very key (a tiny ttl), and must
+        # then find its tags recorded, so that they leave with it.
+        self._until_sweep -= 1
+        if not self._until_sweep:
+            self._sweep_now()
+
+    def _sweep_now(self) -> None:
+        self._until_sweep = SWEEP_EVERY
+        self.expire()
 
     def _store(self, key: Hashable, value: Any, expires_at: float) -> None:
         entries = self._entries
@@ -153,10 +166,6 @@ class TTLCache(Cache):
             self._evict()
         entries[key] = _Entry(value, expires_at, len(self._slots))
         self._slots.append(key)
-        self._until_sweep -= 1
-        if not self._until_sweep:
-            self._until_sweep = SWEEP_EVERY
-            self.expire()
 
     # -- expiry ------------------------------------------------------------------
 

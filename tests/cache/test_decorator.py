@@ -198,3 +198,22 @@ async def test_a_load_whose_waiters_all_left_still_fills_the_cache():
     release.set()
     await flight
     assert load.cache["k"] == "late"
+
+
+def test_a_tuple_argument_is_not_the_same_call_as_its_items():
+    @cached(LRUCache(10))
+    def count(*args):
+        return len(args)
+
+    assert count(1, 2) == 2
+    assert count((1, 2)) == 1
+
+
+async def test_a_loader_that_asks_for_its_own_key_fails_instead_of_hanging():
+    @cached(LRUCache(10))
+    async def recursive(n):
+        return await recursive(n)
+
+    with pytest.raises(RuntimeError, match="re-entered"):
+        await asyncio.wait_for(recursive(1), timeout=5)
+    assert recursive.in_flight == {}

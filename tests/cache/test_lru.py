@@ -94,3 +94,32 @@ def test_repr_shows_the_state():
     assert repr(cache) == (
         "LRUCache(maxsize=3, size=1, hits=1, misses=1, evictions=0, expirations=0, tags=0)"
     )
+
+
+def test_a_tag_given_twice_is_recorded_once():
+    cache = LRUCache(2)
+    cache.set("a", 1, tags=["t", "t"])
+    cache["b"] = 2
+    cache["c"] = 3  # evicts "a": its tag must leave cleanly
+    assert sorted(cache) == ["b", "c"]
+    assert cache._tags == {} and cache._key_tags == {}
+
+
+def test_an_unhashable_tag_changes_nothing():
+    cache = LRUCache(2)
+    cache["k"] = "old"
+    with pytest.raises(TypeError):
+        cache.set("k", "new", tags=["ok", ["not", "hashable"]])
+    assert cache.peek("k") == "old"
+    assert cache._tags == {} and cache._key_tags == {}
+    del cache["k"]
+
+
+def test_whole_cache_views_are_not_hits_and_keep_the_order():
+    cache = LRUCache(3)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.items() == [("a", 1), ("b", 2)]
+    assert cache.values() == [1, 2]
+    assert cache == {"a": 1, "b": 2}
+    assert cache.stats.hits == 0
+    assert list(cache) == ["a", "b"]

@@ -1,4 +1,6 @@
-"""RequestParser fed bytes, and the reply encoders: no sockets."""
+"""RequestParser fed bytes: no sockets."""
+
+import re
 
 import pytest
 from hypothesis import given
@@ -293,3 +295,19 @@ def test_any_commands_cut_anywhere_parse_back(commands, cuts):
     parser = RequestParser()
     assert feed_all(parser, pieces) == commands
     assert parser.buffered == 0
+
+
+def test_an_empty_line_where_a_bulk_header_belongs_is_a_protocol_error():
+    parser = RequestParser()
+    with pytest.raises(ProtocolError, match=re.escape("expected '$', got '\r'")) as caught:
+        parser.feed(b"PING\r\n*1\r\n\r\n")
+    assert caught.value.commands == [[b"PING"]]  # the command before it still runs
+
+
+def test_an_inline_line_of_the_longest_length_may_arrive_without_its_newline():
+    parser = RequestParser(max_inline_len=8)
+    assert parser.feed(b"SET k 12\r") == []  # 8 bytes and the "\r": still within the limit
+    assert parser.feed(b"\n") == [[b"SET", b"k", b"12"]]
+    parser = RequestParser(max_inline_len=8)
+    with pytest.raises(ProtocolError, match="too big inline request"):
+        parser.feed(b"SET k 123")  # 9 bytes, no line end yet: over the limit already

@@ -200,3 +200,28 @@ def test_repr_shows_the_state(clock):
     assert repr(cache) == (
         "TTLCache(maxsize=4, size=1, hits=0, misses=0, evictions=0, expirations=0, tags=0)"
     )
+
+
+def test_a_key_the_automatic_sweep_reclaims_at_once_takes_its_tags_along(clock):
+    cache = TTLCache(100, ttl=None, clock=clock)
+    for i in range(SWEEP_EVERY - 1):
+        cache[i] = i
+        del cache[i]
+    clock.now = 0.0
+    cache.set("s", "v", ttl=1e-9, tags=["user:7"])  # this write runs the sweep
+    clock.tick(1)
+    cache.expire()
+    assert "s" not in cache
+    assert cache.tags_of("s") == ()
+    assert cache.invalidate_tag("user:7") == 0
+    check_invariants(cache)
+
+
+def test_pop_answers_from_one_look(clock):
+    cache = TTLCache(10, ttl=5, clock=clock)
+    cache["a"] = 1
+    assert cache.pop("a") == 1
+    cache["b"] = 2
+    clock.tick(5)
+    assert cache.pop("b", "gone") == "gone"
+    check_invariants(cache)
