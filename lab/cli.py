@@ -5,14 +5,64 @@ lab's commands print one line instead -- ``python -m lab.cache: error:
 argument --port: ... (see --help)`` -- and exit 2, which is easier to read and
 to test. Subcommand parsers inherit it (argparse builds them from the parent's
 class).
+
+Also the argument types and helpers every server command uses: ``port``,
+``positive(int|float)``, ``loop_factory`` (uvloop when installed) and
+``os_reason`` (the short cause of a socket error, for a one-line message).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import socket
+from collections.abc import Callable
 from typing import NoReturn
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+_A = {int: "an integer", float: "a number"}
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {_A[kind]}: {text!r}") from None
+        if not 0 < value < float("inf"):  # also refuses nan, which compares false
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    return convert
+
+
+def port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0-65535): {text!r}")
+    return int(text)
+
+
+def loop_factory(choice: str) -> tuple[str, object]:
+    """The event loop to run on: its name and a factory for asyncio.Runner."""
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise RuntimeError("uvloop is not installed (pip install uvloop)") from None
+        else:
+            return "uvloop", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
+
+
+def os_reason(exc: OSError) -> str:
+    """The short cause of a socket error ("Address already in use"), without the loop's prose."""
+    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)

@@ -17,43 +17,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import socket
 import sys
-from collections.abc import Callable
 
 from lab.cache.resp import PROTO_MAX_BULK_LEN
 from lab.cache.server import HZ, serve
 from lab.cache.ttl import TTLCache
-from lab.cli import OneLineParser
+from lab.cli import OneLineParser, loop_factory, os_reason, port, positive
 
 PROG = "python -m lab.cache"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the lab never listens on a public interface by default
 DEFAULT_PORT = 6380  # Redis's port plus one, so both can run side by side
 DEFAULT_MAXSIZE = 1_000_000
-_A = {int: "an integer", float: "a number"}
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {_A[kind]}: {text!r}") from None
-        if not 0 < value < float("inf"):  # also refuses nan, which compares false
-            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-        return value
-
-    return convert
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port (0-65535): {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
@@ -75,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--port",
-        type=_port,
+        type=port,
         default=DEFAULT_PORT,
         help=f"TCP port to listen on; 0 picks a free one (default: {DEFAULT_PORT})",
     )
     serve_cmd.add_argument(
         "--maxsize",
-        type=_positive(int),
+        type=positive(int),
         default=DEFAULT_MAXSIZE,
         help=(
             "most keys held at once; when full, the least recently used key is evicted "
@@ -90,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--ttl",
-        type=_positive(float),
+        type=positive(float),
         default=None,
         metavar="SECONDS",
         help=(
@@ -100,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--max-bulk-bytes",
-        type=_positive(int),
+        type=positive(int),
         default=PROTO_MAX_BULK_LEN,
         metavar="BYTES",
         help=(
@@ -110,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--hz",
-        type=_positive(float),
+        type=positive(float),
         default=HZ,
         help=f"active-expiry sweeps per second (Redis's hz) (default: {HZ})",
     )
@@ -121,19 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop: uvloop if installed (auto), or force one (default: auto)",
     )
     return parser
-
-
-def _loop_factory(choice: str) -> tuple[str, object]:
-    """The event loop to run on: its name and a factory for asyncio.Runner."""
-    if choice in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise RuntimeError("uvloop is not installed (pip install uvloop)") from None
-        else:
-            return "uvloop", uvloop.new_event_loop
-    return "asyncio", asyncio.new_event_loop
 
 
 async def _serve_until_signal(args: argparse.Namespace, loop_name: str) -> None:
@@ -155,13 +117,6 @@ async def _serve_until_signal(args: argparse.Namespace, loop_name: str) -> None:
     # Leaving the "async with" stopped accepting, flushed and closed every client.
 
 
-def _reason(exc: OSError) -> str:
-    """The short cause of a socket error ("Address already in use"), without the loop's prose."""
-    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
-        return exc.strerror or str(exc)
-    return os.strerror(exc.errno)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -169,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        loop_name, factory = _loop_factory(args.loop)
+        loop_name, factory = loop_factory(args.loop)
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(_serve_until_signal(args, loop_name))
     except OSError as exc:  # port in use, address not available, unknown host
         where = f"{args.host}:{args.port}"
-        print(f"{PROG}: error: cannot listen on {where}: {_reason(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: cannot listen on {where}: {os_reason(exc)}", file=sys.stderr)
         return 1
     except RuntimeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

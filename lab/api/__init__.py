@@ -1,0 +1,1 @@
+"""The Task Management API on lab.http; see README.md."""

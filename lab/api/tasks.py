@@ -1,0 +1,74 @@
+"""``/tasks``: list with filters and two kinds of paging, create, get, update, delete.
+
+``GET /tasks`` turns its validated query into a ``TaskQuery`` for the store.
+Page/limit answers carry ``total`` and ``totalPages``; every answer carries
+``nextCursor`` when more tasks follow, and ``?after=<cursor>`` continues from
+there by keyset, the cheap way to walk deep (``lab/http/pagination.py``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lab.api import schemas
+from lab.api.store import Store, TaskQuery
+from lab.http.app import App
+from lab.http.errors import BadRequest, found
+from lab.http.pagination import decode_cursor, encode_cursor, keyset_envelope, page_envelope
+from lab.http.request import Request
+from lab.http.response import created, json_response, no_content, ok
+
+_ONE = {"responses": {200: schemas.envelope(schemas.Task)}, "tags": ["tasks"]}
+
+
+def add_routes(app: App, store: Store) -> None:
+    @app.route("GET", "/tasks", query=schemas.TaskListQuery, tags=["tasks"],
+               responses={200: schemas.page_of(schemas.Task)},
+               summary="List tasks: filter, search, sort, page")
+    async def list_tasks(request: Request) -> web.Response:
+        query = task_query(request.query)
+        found = await store.list_tasks(query)
+        cursor = (encode_cursor(found.items[-1]["createdAt"], found.items[-1]["id"])
+                  if found.has_more and found.items else None)
+        if query.after is not None:
+            return json_response(keyset_envelope(found.items, query.limit, cursor))
+        return json_response(page_envelope(found.items, found.total, query.page, query.limit,
+                                           cursor))
+
+    @app.route("POST", "/tasks", body=schemas.CreateTask, tags=["tasks"],
+               responses={201: schemas.envelope(schemas.Task)}, summary="Create a task")
+    async def create_task(request: Request) -> web.Response:
+        return created(await store.create_task(request.body))
+
+    @app.route("GET", "/tasks/{id:int}", summary="Get a task with its user and category", **_ONE)
+    async def get_task(request: Request) -> web.Response:
+        task_id = request.params["id"]
+        return ok(found(await store.get_task(task_id), f"Task {task_id} not found"))
+
+    @app.route("PUT", "/tasks/{id:int}", body=schemas.UpdateTask,
+               summary="Change a task's fields", **_ONE)
+    async def update_task(request: Request) -> web.Response:
+        task_id = request.params["id"]
+        changed = await store.update_task(task_id, request.body)
+        return ok(found(changed, f"Task {task_id} not found"))
+
+    @app.route("DELETE", "/tasks/{id:int}", responses={204: None}, tags=["tasks"],
+               summary="Delete a task")
+    async def delete_task(request: Request) -> web.Response:
+        task_id = request.params["id"]
+        found(await store.delete_task(task_id), f"Task {task_id} not found")
+        return no_content()
+
+
+def task_query(query: dict) -> TaskQuery:
+    """The validated query string as the store's ``TaskQuery``."""
+    after = None
+    if "after" in query:
+        if query["page"] != 1:
+            raise BadRequest("Use either 'page' or 'after', not both")
+        after = decode_cursor(query["after"])
+    return TaskQuery(status=query.get("status"), user_id=query.get("userId"),
+                     category_id=query.get("categoryId"), search=query.get("search"),
+                     newest_first=query["sort"] == "desc", page=query["page"],
+                     limit=query["limit"], after=after)
+
