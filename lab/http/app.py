@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web import BaseRequest
+from aiohttp.web_protocol import RequestHandler
 
 from lab.http import middleware
 from lab.http.middleware import Handler, Middleware
 from lab.http.request import DEFAULT_MAX_BODY_SIZE, Request, read_json
+from lab.http.response import json_response
 from lab.http.router import Route, Router
 from lab.http.schema import Schema
 
@@ -104,6 +108,41 @@ def compose(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
     return handler
 
 
+class _JSONErrors(RequestHandler):
+    """aiohttp's connection handler, with JSON answers for what its parser refuses.
+
+    A header line without a colon, a header over 8190 bytes, a negative
+    Content-Length: aiohttp answers these before the app ever runs, by default
+    with a text/plain body that echoes the client's bytes and a logged
+    traceback. Here the answer is JSON like every other, and the log gets one
+    line (the client's mistake is not our bug).
+    """
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            self.log_exception("error handling request from %s", request.remote, exc_info=exc)
+        else:
+            _protocol_log.info("refused a malformed request from %s: %s", request.remote,
+                               type(exc).__name__ if exc else status)
+        if request.writer.output_size > 0:  # the answer has begun: only closing is left
+            raise ConnectionError("response already started; closing the connection")
+        phrase = HTTPStatus(status).phrase
+        answer = json_response({"message": f"{phrase}: malformed HTTP request"
+                                if status < 500 else phrase}, status)
+        answer.force_close()  # the connection's framing can no longer be trusted
+        return answer
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JSONErrors(self, loop=self._loop, **self._kwargs)
+
+
+_protocol_log = logging.getLogger("lab.http.protocol")
+
+
 @contextlib.asynccontextmanager
 async def serve(app: App, host: str = "127.0.0.1", port: int = 0,
                 shutdown_timeout: float = 10.0) -> AsyncIterator[tuple[str, int]]:
@@ -115,7 +154,7 @@ async def serve(app: App, host: str = "127.0.0.1", port: int = 0,
     import asyncio
 
     # access_log=None: the lab logs requests itself (middleware.access_log).
-    server = web.Server(app, access_log=None)
+    server = _Server(app, access_log=None)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True)
     bound = listener.sockets[0].getsockname()

@@ -1,7 +1,9 @@
 """``/openapi.json`` and ``/api-docs``: the document and a page that renders it, offline.
 
 The page is Swagger UI, served from the files of the ``swagger-ui-bundle``
-package installed with the lab -- no CDN, so it works with no network. Only
+package installed with the lab -- no CDN, so it works with no network
+(``validatorUrl: null`` too: by default Swagger UI would send the document's
+address to validator.swagger.io whenever the host is not localhost). Only
 the few files the page loads are served, by name from a fixed list, so no
 request can reach any other file on disk.
 
@@ -45,6 +47,7 @@ _PAGE = """<!DOCTYPE html>
     window.ui = SwaggerUIBundle({{
       url: "/openapi.json",
       dom_id: "#swagger-ui",
+      validatorUrl: null,
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout"
     }});

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lab.http.router import Route
+from lab.http.router import MAX_INT_DIGITS, Route
 from lab.http.schema import Array, Object, Schema, String
 
 OPENAPI_VERSION = "3.0.3"  # what Swagger UI 4 renders and schemathesis reads
@@ -39,6 +39,7 @@ _LAYER_ERRORS = {
     415: "Content-Type is not application/json",
     500: "Internal server error (no details are given)",
 }
+MAX_INT_PARAMETER = 10**MAX_INT_DIGITS - 1  # what the router's int converter accepts
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 
@@ -99,7 +100,8 @@ def _layer_errors(route: Route) -> list[int]:
 
 
 def _path_parameter(name: str, kind: str) -> dict[str, Any]:
-    schema = {"type": "integer", "minimum": 0} if kind == "int" else {"type": "string"}
+    schema = ({"type": "integer", "minimum": 0, "maximum": MAX_INT_PARAMETER} if kind == "int"
+              else {"type": "string"})
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
