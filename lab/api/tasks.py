@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lab.api import schemas
-from lab.api.store import Store, TaskQuery
+from lab.api.store import Page, Store, TaskQuery
 from lab.http.app import App
 from lab.http.errors import BadRequest, found
 from lab.http.pagination import decode_cursor, encode_cursor, keyset_envelope, page_envelope
@@ -27,13 +27,7 @@ def add_routes(app: App, store: Store) -> None:
                summary="List tasks: filter, search, sort, page")
     async def list_tasks(request: Request) -> web.Response:
         query = task_query(request.query)
-        found = await store.list_tasks(query)
-        cursor = (encode_cursor(found.items[-1]["createdAt"], found.items[-1]["id"])
-                  if found.has_more and found.items else None)
-        if query.after is not None:
-            return json_response(keyset_envelope(found.items, query.limit, cursor))
-        return json_response(page_envelope(found.items, found.total, query.page, query.limit,
-                                           cursor))
+        return json_response(list_answer(query, await store.list_tasks(query)))
 
     @app.route("POST", "/tasks", body=schemas.CreateTask, tags=["tasks"],
                responses={201: schemas.envelope(schemas.Task)}, summary="Create a task")
@@ -58,6 +52,15 @@ def add_routes(app: App, store: Store) -> None:
         task_id = request.params["id"]
         found(await store.delete_task(task_id), f"Task {task_id} not found")
         return no_content()
+
+
+def list_answer(query: TaskQuery, page: Page) -> dict:
+    """The ``GET /tasks`` body: a page envelope, or a keyset one when ``after`` was given."""
+    last = page.items[-1] if page.has_more and page.items else None
+    cursor = None if last is None else encode_cursor(last["createdAt"], last["id"])
+    if query.after is not None:
+        return keyset_envelope(page.items, query.limit, cursor)
+    return page_envelope(page.items, page.total, query.page, query.limit, cursor)
 
 
 def task_query(query: dict) -> TaskQuery:
