@@ -7,8 +7,10 @@ to test. Subcommand parsers inherit it (argparse builds them from the parent's
 class).
 
 Also the argument types and helpers every server command uses: ``port``,
-``positive(int|float)``, ``loop_factory`` (uvloop when installed) and
-``os_reason`` (the short cause of a socket error, for a one-line message).
+``positive(int|float)``, ``loop_factory`` (uvloop when installed),
+``os_reason`` (the short cause of a socket error, for a one-line message) and
+``run_server``, which runs a server's main coroutine and turns the failures a
+user can meet into one line and an exit status.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import argparse
 import asyncio
 import os
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 
@@ -66,3 +69,26 @@ def os_reason(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
         return exc.strerror or str(exc)
     return os.strerror(exc.errno)
+
+
+def run_server(prog: str, where: str, loop_choice: str,
+               serve: Callable[[str], Awaitable[None]]) -> int:
+    """Run ``serve(loop_name)`` on the chosen event loop; the exit status for ``main``.
+
+    A port in use or an address that cannot be bound (``where`` names it) and a
+    missing uvloop are one line on stderr and exit 1; Ctrl-C before the
+    server's own signal handlers are in place is a clean exit 0.
+    """
+    try:
+        loop_name, factory = loop_factory(loop_choice)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(loop_name))
+    except OSError as exc:  # port in use, address not available, unknown host
+        print(f"{prog}: error: cannot listen on {where}: {os_reason(exc)}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 
 import orjson
 import uvicorn
-import uvloop
 from aiohttp import web
 
 from bench.http.dataset import seeded_store
@@ -40,7 +39,7 @@ from bench.http.twin_aiohttp import aiohttp_app
 from bench.http.twin_fastapi import fastapi_app
 from lab.api.app import build_app
 from lab.api.store import Store
-from lab.cli import OneLineParser, os_reason, port
+from lab.cli import OneLineParser, port, run_server
 from lab.http.app import serve
 
 PROG = "python -m bench.http.serve"
@@ -157,17 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run(args.impl, args.port))
-    except OSError as exc:
-        print(f"{PROG}: error: cannot listen on {HOST}:{args.port}: {os_reason(exc)}",
-              file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
-        return 0
-    return 0
-
+    # uvloop for every side, as each stack's users run it in production
+    return run_server(PROG, f"{HOST}:{args.port}", "uvloop",
+                      lambda loop_name: run(args.impl, args.port))
 
 if __name__ == "__main__":
     sys.exit(main())

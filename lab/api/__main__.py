@@ -21,7 +21,7 @@ import sys
 from lab import settings as lab_settings
 from lab.api.app import build_app
 from lab.api.memory import MemoryStore
-from lab.cli import OneLineParser, loop_factory, os_reason, port, positive
+from lab.cli import OneLineParser, port, positive, run_server
 from lab.http.app import serve
 from lab.http.request import DEFAULT_MAX_BODY_SIZE
 
@@ -83,21 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     logging.getLogger("lab.http.access").setLevel(
         logging.INFO if args.access_log else logging.WARNING)
-    try:
-        loop_name, factory = loop_factory(args.loop)
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve_until_signal(args, loop_name))
-    except OSError as exc:  # port in use, address not available, unknown host
-        print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {os_reason(exc)}",
-              file=sys.stderr)
-        return 1
-    except RuntimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
-        return 0
-    return 0
-
+    return run_server(PROG, f"{args.host}:{args.port}", args.loop,
+                      lambda loop_name: _serve_until_signal(args, loop_name))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,7 @@ import sys
 from lab.cache.resp import PROTO_MAX_BULK_LEN
 from lab.cache.server import HZ, serve
 from lab.cache.ttl import TTLCache
-from lab.cli import OneLineParser, loop_factory, os_reason, port, positive
+from lab.cli import OneLineParser, port, positive, run_server
 
 PROG = "python -m lab.cache"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the lab never listens on a public interface by default
@@ -123,21 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        loop_name, factory = loop_factory(args.loop)
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve_until_signal(args, loop_name))
-    except OSError as exc:  # port in use, address not available, unknown host
-        where = f"{args.host}:{args.port}"
-        print(f"{PROG}: error: cannot listen on {where}: {os_reason(exc)}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
-        return 0
-    return 0
-
+    return run_server(PROG, f"{args.host}:{args.port}", args.loop,
+                      lambda loop_name: _serve_until_signal(args, loop_name))
 
 if __name__ == "__main__":
     sys.exit(main())
