@@ -63,3 +63,9 @@ def redis_server(port: int):
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
     return running(args, port)
+
+
+def http_server(impl: str, port: int):
+    """One of the challenge-2 servers (lab, aiohttp, fastapi, bare): ``bench/http/serve.py``."""
+    args = [sys.executable, "-m", "bench.http.serve", "--impl", impl, "--port", str(port)]
+    return running(args, port)

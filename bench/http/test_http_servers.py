@@ -35,7 +35,7 @@ import orjson
 import pytest
 
 from bench.registry import Comparison
-from bench.servers import free_port, running
+from bench.servers import free_port, http_server
 
 ROUNDS = 3
 SECONDS = 5
@@ -144,8 +144,7 @@ def servers():
     ports = {impl: free_port() for impl in IMPLS}
     with contextlib.ExitStack() as stack:
         for impl, port in ports.items():
-            args = [sys.executable, "-m", "bench.http.serve", "--impl", impl, "--port", str(port)]
-            stack.enter_context(running(args, port))
+            stack.enter_context(http_server(impl, port))
         yield ports
 
 

@@ -11,14 +11,13 @@ The lab must also answer the status the contract in DESIGN.md names.
 from __future__ import annotations
 
 import contextlib
-import sys
 from datetime import datetime
 
 import aiohttp
 import orjson
 import pytest
 
-from bench.servers import free_port, running
+from bench.servers import free_port, http_server
 
 IMPLS = ("lab", "aiohttp", "fastapi")
 TWINS = IMPLS[1:]
@@ -80,8 +79,7 @@ def servers():
     ports = {impl: free_port() for impl in IMPLS}
     with contextlib.ExitStack() as stack:
         for impl, port in ports.items():
-            args = [sys.executable, "-m", "bench.http.serve", "--impl", impl, "--port", str(port)]
-            stack.enter_context(running(args, port))
+            stack.enter_context(http_server(impl, port))
         yield ports
 
 
