@@ -5,30 +5,36 @@ Data lives as long as the process. It keeps the rules PostgreSQL will keep in
 challenge 3, so the API behaves the same on both:
 
 * ids count up from 1 per table and are never reused;
-* an email is unique compared case-insensitively (an index of casefolded
-  emails, as a unique index on ``lower(email)`` would be);
+* an email is unique compared case-insensitively (an index of lower-cased
+  emails, as a unique index on ``lower(email)`` is in PostgreSQL);
 * a task's ``userId``/``categoryId`` must exist (a foreign key), and deleting
   a user or category sets the link on its tasks to null (``ON DELETE SET NULL``);
 * ``createdAt`` never goes backwards, so creation order and id order agree and
   a keyset cursor ``(createdAt, id)`` can be followed by id alone.
 
-Listing tasks uses secondary indexes, as a database would: tasks by status,
-by user and by category, each an insertion-ordered dict used as an ordered
-set. A list filtered by one of them walks only that index, newest first with
-``reversed()``, and its total is the index's length; more filters (or a
-search) walk the smallest index and test the rest. Records are rebuilt on
+Listing tasks uses secondary indexes, as a database would: the ids of the
+tasks with each status, each user and each category, every one a sorted list
+(``bisect`` keeps it sorted; a B-tree does this in PostgreSQL). A list
+filtered by one of them walks only that index, from either end, and its total
+is the index's length; more filters (or a search) walk the smallest index and
+test the rest. A keyset cursor is a binary search into the index, so every
+keyset page costs the same however deep it is; an offset page walks past the
+skipped ids, as SQL's ``OFFSET`` does. Records are rebuilt on
 every read, with the user's and category's current names, so no caller can
 change the store by changing what it was given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from lab.api.store import DuplicateEmail, Page, Record, Store, TaskQuery, UnknownReference
+
+INDEXED = ("status", "userId", "categoryId")  # the fields GET /tasks filters by
 
 
 def utc_now() -> datetime:
@@ -43,12 +49,12 @@ class MemoryStore(Store):
         self._last_time = datetime.min.replace(tzinfo=UTC)
         self._next_id = {"users": 1, "categories": 1, "tasks": 1}
         self._users: dict[int, dict[str, Any]] = {}
-        self._emails: dict[str, int] = {}  # casefolded email → user id
+        self._emails: dict[str, int] = {}  # lower-cased email → user id
         self._categories: dict[int, dict[str, Any]] = {}
-        self._tasks: dict[int, dict[str, Any]] = {}  # in id order, which is creation order
-        self._by_status: dict[str, dict[int, None]] = {}
-        self._by_user: dict[int, dict[int, None]] = {}
-        self._by_category: dict[int, dict[int, None]] = {}
+        self._tasks: dict[int, dict[str, Any]] = {}
+        self._ids: list[int] = []  # every task id, ascending: creation order
+        # field → value → the ids of the tasks with that value, ascending
+        self._index: dict[str, dict[Any, list[int]]] = {field: {} for field in INDEXED}
 
     def __repr__(self) -> str:
         return (f"<MemoryStore users={len(self._users)} categories={len(self._categories)} "
@@ -84,7 +90,7 @@ class MemoryStore(Store):
         user = {"id": self._new_id("users"), "name": name, "email": email,
                 "passwordHash": password_hash, "createdAt": now, "updatedAt": now}
         self._users[user["id"]] = user
-        self._emails[email.casefold()] = user["id"]
+        self._emails[email.lower()] = user["id"]
         return _user(user)
 
     async def update_user(self, user_id: int, changes: dict[str, Any]) -> Record | None:
@@ -93,8 +99,8 @@ class MemoryStore(Store):
             return None
         if "email" in changes:
             self._claim_email(changes["email"], user_id)
-            del self._emails[user["email"].casefold()]
-            self._emails[changes["email"].casefold()] = user_id
+            del self._emails[user["email"].lower()]
+            self._emails[changes["email"].lower()] = user_id
         user.update(changes, updatedAt=self._now())
         return _user(user)
 
@@ -102,13 +108,13 @@ class MemoryStore(Store):
         user = self._users.pop(user_id, None)
         if user is None:
             return False
-        del self._emails[user["email"].casefold()]
-        for task_id in self._by_user.pop(user_id, {}):
+        del self._emails[user["email"].lower()]
+        for task_id in self._index["userId"].pop(user_id, []):
             self._tasks[task_id]["userId"] = None  # ON DELETE SET NULL
         return True
 
     def _claim_email(self, email: str, owner: int | None) -> None:
-        holder = self._emails.get(email.casefold())
+        holder = self._emails.get(email.lower())
         if holder is not None and holder != owner:
             raise DuplicateEmail(email)
 
@@ -136,7 +142,7 @@ class MemoryStore(Store):
     async def delete_category(self, category_id: int) -> bool:
         if self._categories.pop(category_id, None) is None:
             return False
-        for task_id in self._by_category.pop(category_id, {}):
+        for task_id in self._index["categoryId"].pop(category_id, []):
             self._tasks[task_id]["categoryId"] = None  # ON DELETE SET NULL
         return True
 
@@ -153,7 +159,8 @@ class MemoryStore(Store):
                 "status": fields.get("status", "pending"), "userId": fields["userId"],
                 "categoryId": fields.get("categoryId"), "createdAt": now, "updatedAt": now}
         self._tasks[task["id"]] = task
-        self._index(task)
+        self._ids.append(task["id"])  # ids only grow, so the list stays sorted
+        self._add_to_indexes(task, INDEXED)
         return self._task(task)
 
     async def update_task(self, task_id: int, changes: dict[str, Any]) -> Record | None:
@@ -161,28 +168,28 @@ class MemoryStore(Store):
         if task is None:
             return None
         self._check_references(changes)
-        self._unindex(task)
+        moved = [field for field in INDEXED if field in changes and changes[field] != task[field]]
+        self._remove_from_indexes(task, moved)
         task.update(changes, updatedAt=self._now())
-        self._index(task)
+        self._add_to_indexes(task, moved)
         return self._task(task)
 
     async def delete_task(self, task_id: int) -> bool:
         task = self._tasks.pop(task_id, None)
         if task is None:
             return False
-        self._unindex(task)
+        del self._ids[bisect_left(self._ids, task_id)]
+        self._remove_from_indexes(task, INDEXED)
         return True
 
     async def list_tasks(self, query: TaskQuery) -> Page:
         candidates, tests = self._plan(query)
-        ordered: Iterable[int] = reversed(candidates) if query.newest_first else candidates
-        if query.after is not None:  # keyset: strictly past the cursor's id, then one page
-            last = query.after[1]
-            ordered = (i for i in ordered if (i < last if query.newest_first else i > last))
+        after = None if query.after is None else query.after[1]
+        ordered = _walk(candidates, query.newest_first, after)
         if tests:
             tasks = self._tasks
             ordered = (i for i in ordered if all(test(tasks[i]) for test in tests))
-        if query.after is not None:
+        if after is not None:  # keyset: one page past the cursor, one more to know if it ends
             ids = list(islice(ordered, query.limit + 1))
             return Page([self._task(self._tasks[i]) for i in ids[:query.limit]], None,
                         len(ids) > query.limit)
@@ -193,19 +200,15 @@ class MemoryStore(Store):
             total, ids = len(candidates), list(_slice(ordered, query.page, query.limit))
         return _page([self._task(self._tasks[i]) for i in ids], total, query.page, query.limit)
 
-    def _plan(self, query: TaskQuery) -> tuple[dict[int, Any], list[Callable[[dict], bool]]]:
+    def _plan(self, query: TaskQuery) -> tuple[list[int], list[Callable[[dict], bool]]]:
         """The smallest index that covers a filter, and tests for the other filters."""
-        options = []
-        if query.status is not None:
-            options.append((self._by_status.get(query.status, {}), "status", query.status))
-        if query.user_id is not None:
-            options.append((self._by_user.get(query.user_id, {}), "userId", query.user_id))
-        if query.category_id is not None:
-            options.append((self._by_category.get(query.category_id, {}), "categoryId",
-                            query.category_id))
-        options.sort(key=lambda option: len(option[0]))
-        candidates = options[0][0] if options else self._tasks
-        tests = [_equals(key, value) for _, key, value in options[1:]]
+        wanted = {"status": query.status, "userId": query.user_id,
+                  "categoryId": query.category_id}
+        options = sorted(((self._index[field].get(value, []), field, value)
+                          for field, value in wanted.items() if value is not None),
+                         key=lambda option: len(option[0]))
+        candidates = options[0][0] if options else self._ids
+        tests = [_equals(field, value) for _, field, value in options[1:]]
         if query.search:
             tests.append(self._matches(query.search.casefold()))
         return candidates, tests
@@ -226,19 +229,16 @@ class MemoryStore(Store):
         if category_id is not None and category_id not in self._categories:
             raise UnknownReference("categoryId", category_id)
 
-    def _index(self, task: dict[str, Any]) -> None:
-        self._by_status.setdefault(task["status"], {})[task["id"]] = None
-        if task["userId"] is not None:
-            self._by_user.setdefault(task["userId"], {})[task["id"]] = None
-        if task["categoryId"] is not None:
-            self._by_category.setdefault(task["categoryId"], {})[task["id"]] = None
+    def _add_to_indexes(self, task: dict[str, Any], fields: Iterable[str]) -> None:
+        for field in fields:
+            if task[field] is not None:
+                insort(self._index[field].setdefault(task[field], []), task["id"])
 
-    def _unindex(self, task: dict[str, Any]) -> None:
-        self._by_status[task["status"]].pop(task["id"])
-        if task["userId"] is not None:
-            self._by_user[task["userId"]].pop(task["id"])
-        if task["categoryId"] is not None:
-            self._by_category[task["categoryId"]].pop(task["id"])
+    def _remove_from_indexes(self, task: dict[str, Any], fields: Iterable[str]) -> None:
+        for field in fields:
+            if task[field] is not None:
+                ids = self._index[field][task[field]]
+                del ids[bisect_left(ids, task["id"])]
 
     def _task(self, task: dict[str, Any]) -> Record:
         """The API's view of a task: a fresh dict with its user and category embedded."""
@@ -250,6 +250,15 @@ class MemoryStore(Store):
                 {"id": user["id"], "name": user["name"], "email": user["email"]},
                 "category": None if category is None else
                 {"id": category["id"], "name": category["name"]}}
+
+
+def _walk(ids: list[int], newest_first: bool, after: int | None) -> Iterator[int]:
+    """The ids in list order, starting strictly past ``after`` (found by binary search)."""
+    if newest_first:
+        stop = len(ids) if after is None else bisect_left(ids, after)
+        return (ids[k] for k in range(stop - 1, -1, -1))
+    start = 0 if after is None else bisect_right(ids, after)
+    return (ids[k] for k in range(start, len(ids)))
 
 
 def _user(user: dict[str, Any]) -> Record:

@@ -97,12 +97,23 @@ def envelope(item: Schema) -> Schema:
 
 
 def page_of(item: Schema) -> Schema:
-    """A list answer; ``total``, ``page`` and ``totalPages`` are absent from keyset pages."""
+    """A page/limit list answer."""
+    return Schema(f"{item.name}Page", {
+        "data": Array(Object(item)),
+        "total": Integer(minimum=0),
+        "page": Integer(minimum=1),
+        "limit": Integer(minimum=1),
+        "totalPages": Integer(minimum=0),
+    })
+
+
+def cursor_page_of(item: Schema) -> Schema:
+    """A list answer that may continue by keyset: with ``after``, no total, page or totalPages."""
     return Schema(f"{item.name}Page", {
         "data": Array(Object(item)),
         "total": Integer(minimum=0, required=False),
         "page": Integer(minimum=1, required=False),
         "limit": Integer(minimum=1),
         "totalPages": Integer(minimum=0, required=False),
-        "nextCursor": String(nullable=True),
+        "nextCursor": String(nullable=True, description="pass as ?after= for the next page"),
     })

@@ -23,7 +23,7 @@ _ONE = {"responses": {200: schemas.envelope(schemas.Task)}, "tags": ["tasks"]}
 
 def add_routes(app: App, store: Store) -> None:
     @app.route("GET", "/tasks", query=schemas.TaskListQuery, tags=["tasks"],
-               responses={200: schemas.page_of(schemas.Task)},
+               responses={200: schemas.cursor_page_of(schemas.Task)},
                summary="List tasks: filter, search, sort, page")
     async def list_tasks(request: Request) -> web.Response:
         query = task_query(request.query)
@@ -60,7 +60,9 @@ def list_answer(query: TaskQuery, page: Page) -> dict:
     cursor = None if last is None else encode_cursor(last["createdAt"], last["id"])
     if query.after is not None:
         return keyset_envelope(page.items, query.limit, cursor)
-    return page_envelope(page.items, page.total, query.page, query.limit, cursor)
+    # A page answer carries a cursor too, so a client can start by page and walk on by keyset.
+    return {**page_envelope(page.items, page.total, query.page, query.limit),
+            "nextCursor": cursor}
 
 
 def task_query(query: dict) -> TaskQuery:

@@ -154,7 +154,10 @@ async def serve(app: App, host: str = "127.0.0.1", port: int = 0,
     import asyncio
 
     # access_log=None: the lab logs requests itself (middleware.access_log).
-    server = _Server(app, access_log=None)
+    # lingering_time=0: when an answer leaves part of a body unread (a 413, a 400 for a
+    # broken body), close the connection instead of reading and dropping the rest --
+    # aiohttp would otherwise drain up to 10 s of it to find the next request.
+    server = _Server(app, access_log=None, lingering_time=0)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True)
     bound = listener.sockets[0].getsockname()

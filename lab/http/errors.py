@@ -6,8 +6,9 @@
     ├── NotFound              404
     ├── MethodNotAllowed      405  with an Allow header
     ├── Conflict              409
-    ├── PayloadTooLarge       413
+    ├── PayloadTooLarge       413  and the connection is closed: the rest of the body is not read
     ├── UnsupportedMediaType  415
+    ├── ExpectationFailed     417  an ``Expect`` other than 100-continue
     └── ServiceUnavailable    503
 
 A handler raises one of these and the app (``lab/http/app.py``) turns it into
@@ -27,10 +28,14 @@ from typing import Any
 class HTTPError(Exception):
     status = 500
     default_message = "Internal server error"
+    close_connection = False  # True: answer, then close (the request's framing is not trusted)
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None,
+                 close_connection: bool | None = None):
         self.message = message or self.default_message
         self.headers = headers or {}
+        if close_connection is not None:
+            self.close_connection = close_connection
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -80,11 +85,19 @@ class Conflict(HTTPError):
 class PayloadTooLarge(HTTPError):
     status = 413
     default_message = "Request body too large"
+    # Keeping the connection would mean reading (and dropping) the whole refused body
+    # first, to find where the next request starts; closing costs the client a reconnect.
+    close_connection = True
 
 
 class UnsupportedMediaType(HTTPError):
     status = 415
     default_message = "Content-Type must be application/json"
+
+
+class ExpectationFailed(HTTPError):
+    status = 417
+    default_message = "Only 'Expect: 100-continue' is supported"
 
 
 class ServiceUnavailable(HTTPError):

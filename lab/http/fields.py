@@ -138,7 +138,11 @@ class Integer(Field):
 
 
 class String(Field):
-    """Length is counted in code points, as ``len()`` and JSON Schema's ``maxLength`` do."""
+    """Length is counted in code points, as ``len()`` and JSON Schema's ``maxLength`` do.
+
+    The NUL character is refused: PostgreSQL's ``text`` cannot hold it, and no
+    legitimate name or title contains it.
+    """
 
     __slots__ = ("max_length", "min_length")
 
@@ -155,6 +159,8 @@ class String(Field):
             raise Invalid(f"must be at least {_plural(self.min_length, 'character')} long")
         if self.max_length is not None and len(value) > self.max_length:
             raise Invalid(f"must be at most {_plural(self.max_length, 'character')} long")
+        if "\x00" in value:
+            raise Invalid("must not contain the NUL character")
         return value
 
     def _openapi_type(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ declares, and the errors the layer itself may answer with:
 * 400 when the route takes any input (a path parameter, a query, a body);
 * 404 when it has a path parameter (the resource may not exist);
 * 413 and 415 when it takes a body;
-* 500 always: a bug is possible anywhere.
+* 500 and 503 always: a bug is possible anywhere, and so is a dependency that is down.
 
 Routes declared with ``docs=False`` (the document itself, the docs page) are left out.
 FastAPI builds the same document from type hints and pydantic models.
@@ -38,6 +38,7 @@ _LAYER_ERRORS = {
     413: "Request body too large",
     415: "Content-Type is not application/json",
     500: "Internal server error (no details are given)",
+    503: "A dependency (the database) is unavailable; try again shortly",
 }
 MAX_INT_PARAMETER = 10**MAX_INT_DIGITS - 1  # what the router's int converter accepts
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
@@ -89,7 +90,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
 
 def _layer_errors(route: Route) -> list[int]:
     meta = route.meta
-    statuses = [500]
+    statuses = [500, 503]
     if route.params or meta.get("query") is not None or meta.get("body") is not None:
         statuses.append(400)
     if route.params:

@@ -29,11 +29,10 @@ import orjson
 from lab.http.errors import BadRequest
 
 
-def page_envelope(items: list[Any], total: int, page: int, limit: int,
-                  next_cursor: str | None = None) -> dict[str, Any]:
-    """``{"data", "total", "page", "limit", "totalPages", "nextCursor"}``."""
+def page_envelope(items: list[Any], total: int, page: int, limit: int) -> dict[str, Any]:
+    """``{"data", "total", "page", "limit", "totalPages"}``."""
     return {"data": items, "total": total, "page": page, "limit": limit,
-            "totalPages": math.ceil(total / limit), "nextCursor": next_cursor}
+            "totalPages": math.ceil(total / limit)}
 
 
 def keyset_envelope(items: list[Any], limit: int, next_cursor: str | None) -> dict[str, Any]:

@@ -10,10 +10,14 @@ Reading a JSON body, in the order that wastes least work on a bad request:
 1. the Content-Type must be JSON (``application/json`` or ``application/*+json``),
    else 415 -- checked before a byte of the body is read;
 2. a declared Content-Length over the limit is refused at once (413), without
-   reading the body;
-3. the body is read chunk by chunk and refused as soon as it passes the limit
-   (413) -- this is what stops a chunked upload, which declares no length;
-4. orjson parses it (invalid JSON → 400), and the schema validates it.
+   reading the body, and the connection is closed rather than drained;
+3. a client that sent ``Expect: 100-continue`` is told to go on only now, so
+   a refused upload is never sent at all (any other ``Expect`` is a 417);
+4. the body is read chunk by chunk and refused as soon as it passes the limit
+   (413) -- this is what stops a chunked upload, which declares no length. A
+   body aiohttp cannot decode (a broken gzip, bad chunk framing) or one cut
+   short by a client that went away is a 400, not our bug;
+5. orjson parses it (invalid JSON → 400), and the schema validates it.
 
 aiohttp.web does the same with ``client_max_size`` inside ``request.json()``;
 FastAPI reads the whole body first.
@@ -24,9 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiohttp import HttpVersion11
 from aiohttp.web import BaseRequest
+from aiohttp.web_protocol import RequestPayloadError
 
-from lab.http.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from lab.http.errors import BadRequest, ExpectationFailed, PayloadTooLarge, UnsupportedMediaType
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024  # 1 MiB, as aiohttp's client_max_size
 
@@ -71,6 +77,11 @@ async def read_json(raw: BaseRequest, max_body_size: int) -> Any:
     declared = raw.content_length
     if declared is not None and declared > max_body_size:
         raise PayloadTooLarge(f"Request body is larger than {max_body_size} bytes")
+    expect = raw.headers.get("Expect")
+    if expect is not None and raw.version >= HttpVersion11:
+        if expect.lower() != "100-continue":
+            raise ExpectationFailed()
+        await raw.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     body = await read_limited(raw, max_body_size)
     if not body.strip():
         raise BadRequest("Request body is empty; send a JSON object")
@@ -84,7 +95,15 @@ async def read_limited(raw: BaseRequest, max_body_size: int) -> bytes:
     """The whole body, refused (413) as soon as more than ``max_body_size`` bytes arrive."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await raw.content.readany():
+    while True:
+        try:
+            chunk = await raw.content.readany()
+        except RequestPayloadError:  # aiohttp could not decode it: bad gzip, bad chunk framing
+            raise BadRequest("Request body could not be decoded", close_connection=True) from None
+        except ConnectionResetError:  # the client left mid-body: nobody hears this answer
+            raise BadRequest("Request body incomplete", close_connection=True) from None
+        if not chunk:
+            break
         size += len(chunk)
         if size > max_body_size:
             raise PayloadTooLarge(f"Request body is larger than {max_body_size} bytes")

@@ -40,4 +40,7 @@ def no_content() -> web.Response:
 
 
 def error_response(error: HTTPError) -> web.Response:
-    return json_response(error.body(), error.status, error.headers or None)
+    response = json_response(error.body(), error.status, error.headers or None)
+    if error.close_connection:
+        response.force_close()  # aiohttp sends "Connection: close" and closes after this answer
+    return response

@@ -229,3 +229,41 @@ async def test_created_at_never_goes_backwards():
     second = await store.create_category("b")
     assert second["createdAt"] >= first["createdAt"]
     assert second["createdAt"] - first["createdAt"] < timedelta(seconds=1)
+
+
+async def test_updates_keep_every_list_in_creation_order(store):
+    ada, bob, work, home = await seed(store)
+    made = [await store.create_task({"title": f"t{n}", "userId": ada["id"],
+                                     "categoryId": work["id"]}) for n in range(6)]
+    # Touch tasks out of order: a rename (no index moves), then moves between indexes and back.
+    await store.update_task(made[1]["id"], {"title": "renamed"})
+    for task in (made[4], made[0], made[3]):
+        await store.update_task(task["id"], {"status": "completed", "userId": bob["id"],
+                                             "categoryId": home["id"]})
+    for task in (made[3], made[0]):
+        await store.update_task(task["id"], {"status": "pending", "userId": ada["id"],
+                                             "categoryId": work["id"]})
+    for query in [dict(status="pending"), dict(user_id=ada["id"]), dict(category_id=work["id"]),
+                  dict(status="completed"), dict(user_id=bob["id"], search="t"),
+                  dict(status="pending", category_id=work["id"])]:
+        for newest_first in (True, False):
+            listed = await ids(store, newest_first=newest_first, limit=100, **query)
+            assert listed == sorted(listed, reverse=newest_first), (query, listed)
+            walked, after = [], None
+            while True:  # the same list, two at a time by cursor
+                page = await store.list_tasks(TaskQuery(newest_first=newest_first, limit=2,
+                                                        after=after, **query))
+                walked += [t["id"] for t in page.items]
+                if not page.has_more:
+                    break
+                after = (page.items[-1]["createdAt"], page.items[-1]["id"])
+            assert walked == listed, (query, newest_first)
+    assert await ids(store, status="completed", limit=100) == [made[4]["id"]]
+
+
+async def test_emails_compare_as_lower_does(store):
+    # lower(), as PostgreSQL's unique index on lower(email) will: 'ß' is not 'ss'.
+    await store.create_user("A", "strasse@example.de", HASH)
+    await store.create_user("B", "straße@example.de", HASH)
+    with pytest.raises(DuplicateEmail):
+        await store.create_user("C", "STRASSE@example.de", HASH)

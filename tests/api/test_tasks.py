@@ -33,7 +33,7 @@ VALID = {"title": "t", "userId": 1}
     ({"description": "x" * 1001}, "description"), ({"status": "done"}, "status"),
     ({"userId": 1.5}, "userId"), ({"userId": "1"}, "userId"), ({"userId": True}, "userId"),
     ({"userId": 0}, "userId"), ({"userId": 1.0}, "userId"), ({"categoryId": "1"}, "categoryId"),
-    ({"priority": "high"}, "priority"),
+    ({"priority": "high"}, "priority"), ({"title": "nul\x00byte"}, "title"),
 ])
 async def test_create_refuses_bad_fields(api, people, change, path):
     body = {**VALID, **change}

@@ -100,6 +100,7 @@ async def test_the_list_pages(api):
     assert status == 200
     assert [u["name"] for u in body["data"]] == [f"user{n}" for n in range(5, 10)]
     assert (body["total"], body["page"], body["limit"], body["totalPages"]) == (12, 2, 5, 3)
+    assert set(body) == {"data", "total", "page", "limit", "totalPages"}  # no cursor paging here
     status, body = await api.call("GET", "/users")
     assert (status, body["limit"], len(body["data"])) == (200, 10, 10)
 

@@ -503,3 +503,71 @@ async def test_malformed_http_gets_a_json_400_and_one_log_line(port, caplog, hea
     refused = [r for r in caplog.records if r.name == "lab.http.protocol"]
     assert len(refused) == 1 and refused[0].exc_info is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- bodies that go wrong on the way in ---------------------------------------------------------
+
+async def test_a_413_closes_the_connection_instead_of_draining_the_refused_body(port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(post_head("Content-Type: application/json", "Content-Length: 100000000"))
+        await writer.drain()
+        status, headers, _ = await read_answer(reader)
+        assert (status, headers["connection"].lower()) == (413, "close")
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # closed by the server
+    finally:
+        writer.close()
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_sent(port):
+    payload = b'{"name": "pen"}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(post_head("Content-Type: application/json", "Expect: 100-continue",
+                               f"Content-Length: {len(payload)}"))
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(payload)
+        status, _, body = await read_answer(reader)
+        assert (status, body) == (201, b'{"data":{"name":"pen","qty":1}}')
+    finally:
+        writer.close()
+
+
+async def test_a_refused_upload_gets_no_100_continue(port):
+    head = post_head("Content-Type: application/json", "Expect: 100-continue",
+                     "Content-Length: 100000000")
+    status, _, _ = await exchange(port, head)  # the first answer is the 413 itself
+    assert status == 413
+
+
+async def test_an_unknown_expectation_is_a_417(port):
+    head = post_head("Content-Type: application/json", "Expect: something-else",
+                     "Content-Length: 2")
+    status, _, body = await exchange(port, head + b"{}")
+    assert (status, body) == (417, b'{"message":"Only \'Expect: 100-continue\' is supported"}')
+
+
+async def test_a_body_that_is_not_the_gzip_it_claims_is_a_400_not_a_bug(port, caplog):
+    payload = b'{"name": "pen"}'
+    head = post_head("Content-Type: application/json", "Content-Encoding: gzip",
+                     f"Content-Length: {len(payload)}")
+    status, _, body = await exchange(port, head + payload)
+    assert (status, body) == (400, b'{"message":"Request body could not be decoded"}')
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_client_that_leaves_mid_body_is_not_logged_as_a_bug(port, caplog):
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(post_head("Content-Type: application/json", "Content-Length: 100") + b'{"na')
+    await writer.drain()
+    await asyncio.sleep(0.1)  # the handler is now waiting for the rest of the body
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.2)  # let the server notice
+    status, _, _ = await call(aiohttp_session := aiohttp.ClientSession(), "GET",
+                              f"http://127.0.0.1:{port}/items")
+    await aiohttp_session.close()
+    assert status == 200  # still serving
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
