@@ -1,0 +1,1 @@
+"""PostgreSQL for the Task API: migrations, roles, repositories; see README.md."""
