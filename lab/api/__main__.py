@@ -18,15 +18,37 @@ import logging
 import signal
 import sys
 
+import asyncpg
+
 from lab import settings as lab_settings
 from lab.api.app import build_app
 from lab.api.memory import MemoryStore
+from lab.api.store import Store
 from lab.cli import OneLineParser, port, positive, run_server
+from lab.db import migrator
+from lab.db.store import PostgresStore
 from lab.http.app import serve
 from lab.http.request import DEFAULT_MAX_BODY_SIZE
 
 PROG = "python -m lab.api"
-STORES = {"memory": MemoryStore}  # challenge 3 adds "postgres"
+log = logging.getLogger("lab.api")
+
+
+async def memory_store(s: lab_settings.Settings, migrate: bool) -> Store:
+    return MemoryStore()
+
+
+async def postgres_store(s: lab_settings.Settings, migrate: bool) -> Store:
+    if migrate:  # as the schema's owner; the API itself runs as lab_app (DATABASE_URL)
+        conn = await asyncpg.connect(s.database_owner_url, timeout=10)
+        try:
+            await migrator.migrate(conn, report=log.info)
+        finally:
+            await conn.close()
+    return await PostgresStore.connect(s.database_url)
+
+
+STORES = {"memory": memory_store, "postgres": postgres_store}
 
 
 def build_parser(default_port: int) -> argparse.ArgumentParser:
@@ -41,8 +63,12 @@ def build_parser(default_port: int) -> argparse.ArgumentParser:
                         help=f"TCP port; 0 picks a free one (default: {default_port}, "
                              "API_PORT in .env)")
     parser.add_argument("--store", choices=sorted(STORES), default="memory",
-                        help="where data lives: memory, in this process, needs no server "
-                             "(default: memory; postgres arrives with challenge 3)")
+                        help="where data lives: memory, in this process, needs no server; "
+                             "postgres, DATABASE_URL as lab_app (default: memory)")
+    parser.add_argument("--migrate", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --store postgres: apply pending migrations first, as "
+                             "DATABASE_OWNER_URL; safe when several instances start at once "
+                             "(default: on)")
     parser.add_argument("--max-body-size", type=positive(int), default=DEFAULT_MAX_BODY_SIZE,
                         metavar="BYTES",
                         help="larger request bodies are refused with 413 "
@@ -55,8 +81,15 @@ def build_parser(default_port: int) -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_until_signal(args: argparse.Namespace, loop_name: str) -> None:
-    store = STORES[args.store]()
+async def _serve_until_signal(args: argparse.Namespace, s: lab_settings.Settings,
+                              loop_name: str) -> None:
+    try:
+        store = await STORES[args.store](s, args.migrate)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(f"cannot prepare the {args.store} store: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    except migrator.MigrationError as exc:
+        raise RuntimeError(str(exc)) from None
     app = build_app(store, max_body_size=args.max_body_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lab.http.access").setLevel(
         logging.INFO if args.access_log else logging.WARNING)
     return run_server(PROG, f"{args.host}:{args.port}", args.loop,
-                      lambda loop_name: _serve_until_signal(args, loop_name))
+                      lambda loop_name: _serve_until_signal(args, s, loop_name))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,8 @@
-"""The Task API served on a free port, with a client that returns (status, JSON body)."""
+"""The Task API served on a free port, on each store, with a client that returns (status, body).
+
+Every HTTP test runs twice: on the memory store and on PostgreSQL (lab_test,
+emptied first, as lab_app) -- the same contract on both.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from lab.api.app import build_app
 from lab.api.memory import MemoryStore
 from lab.api.passwords import PasswordHasher
+from lab.api.store import Store
+from lab.db.store import PostgresStore
 from lab.http.app import serve
 
 FAST_HASHER = PasswordHasher(n=2**4)  # the real cost is tested in test_passwords.py
@@ -19,7 +26,7 @@ FAST_HASHER = PasswordHasher(n=2**4)  # the real cost is tested in test_password
 @dataclass
 class Api:
     client: aiohttp.ClientSession
-    store: MemoryStore
+    store: Store
 
     async def call(self, method: str, path: str, json: Any = None,
                    **kwargs: Any) -> tuple[int, Any]:
@@ -46,9 +53,30 @@ class Api:
         return body["data"]
 
 
-@pytest.fixture
-async def api():
-    store = MemoryStore()
+async def empty_postgres(request) -> PostgresStore:
+    request.getfixturevalue("migrated_public")
+    owner = await asyncpg.connect(request.getfixturevalue("owner_url"))
+    try:  # as the owner: the API's role may not TRUNCATE
+        await owner.execute("TRUNCATE tasks, categories, users RESTART IDENTITY CASCADE")
+    finally:
+        await owner.close()
+    return await PostgresStore.connect(request.getfixturevalue("app_url"))
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def api(request):
+    store = MemoryStore() if request.param == "memory" else await empty_postgres(request)
     app = build_app(store, hasher=FAST_HASHER)
-    async with serve(app) as (host, port), aiohttp.ClientSession(f"http://{host}:{port}") as c:
-        yield Api(c, store)
+    try:
+        async with (serve(app) as (host, port),
+                    aiohttp.ClientSession(f"http://{host}:{port}") as client):
+            yield Api(client, store)
+    finally:
+        await store.close()
+
+
+async def stored_password_hash(store: Store, user_id: int) -> str:
+    """What the store keeps in place of the password (never in any answer)."""
+    if isinstance(store, MemoryStore):
+        return store._users[user_id]["passwordHash"]
+    return await store._pool.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)

@@ -37,7 +37,7 @@ async def test_an_unreachable_store_is_a_503_with_a_message():
 
 
 async def test_health_names_the_store(api):
-    assert await api.call("GET", "/health") == (200, {"status": "ok", "store": "memory"})
+    assert await api.call("GET", "/health") == (200, {"status": "ok", "store": api.store.name})
 
 
 async def test_the_routes_are_the_contracts():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lab.api.store import TaskQuery
+
 
 @pytest.fixture
 async def people(api):
@@ -194,7 +196,7 @@ async def test_body_errors(api, people):
     async with post("/tasks", data=b'{"title": "' + b"x" * (1024 * 1024) + b'"}',
                     headers=JSON) as r:
         assert r.status == 413
-    assert api.store._tasks == {}  # nothing was created by any of them
+    assert (await api.store.list_tasks(TaskQuery())).total == 0  # none of them created a task
 
 
 JSON = {"Content-Type": "application/json"}
@@ -219,6 +221,6 @@ async def test_head_answers_the_headers_of_get(api, people):
 async def test_every_answer_carries_a_request_id(api):
     async with api.client.get("/health", headers={"X-Request-Id": "trace-42"}) as r:
         assert r.headers["X-Request-Id"] == "trace-42"
-        assert await r.json() == {"status": "ok", "store": "memory"}
+        assert await r.json() == {"status": "ok", "store": api.store.name}
     async with api.client.get("/nowhere") as r:
         assert r.status == 404 and r.headers["X-Request-Id"]

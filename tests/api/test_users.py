@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.conftest import stored_password_hash
+
 
 async def test_create_answers_201_without_the_password(api):
     status, body = await api.call("POST", "/users", {"name": "Ada", "email": "ada@example.com",
@@ -12,7 +14,7 @@ async def test_create_answers_201_without_the_password(api):
     user = body["data"]
     assert set(user) == {"id", "name", "email", "createdAt", "updatedAt"}
     assert (user["id"], user["name"], user["email"]) == (1, "Ada", "ada@example.com")
-    stored = api.store._users[1]["passwordHash"]
+    stored = await stored_password_hash(api.store, 1)
     assert stored.startswith("scrypt$") and "secret1" not in stored
 
 

@@ -8,14 +8,11 @@ dropped afterwards, so they never see each other's tables. Tests of roles use
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from urllib.parse import urlencode
 
 import asyncpg
 import pytest
-
-from lab.db.migrator import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +20,6 @@ pytestmark = pytest.mark.integration
 def with_search_path(url: str, schema: str) -> str:
     """The URL with ``search_path`` set: asyncpg passes unknown query keys as server settings."""
     return f"{url}?{urlencode({'search_path': schema})}"
-
-
-@pytest.fixture(scope="session")
-def owner_url(lab_settings) -> str:
-    return lab_settings.test_database_owner_url
-
-
-@pytest.fixture(scope="session")
-def app_url(lab_settings) -> str:
-    return lab_settings.test_database_url
 
 
 @pytest.fixture
@@ -54,38 +41,3 @@ async def owner(owner_url, schema):
     conn = await asyncpg.connect(with_search_path(owner_url, schema))
     yield conn
     await conn.close()
-
-
-# Empties lab_test's public schema of what the migrations made (tables, the lab's own
-# functions; not extensions), keeping the schema itself and its default privileges.
-_EMPTY_PUBLIC = """
-DO $$
-DECLARE object record;
-BEGIN
-    FOR object IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
-        EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', object.tablename);
-    END LOOP;
-    FOR object IN
-        SELECT p.oid::regprocedure AS signature FROM pg_proc p
-        JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = 'public' AND p.proowner = current_user::regrole
-          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
-    LOOP
-        EXECUTE format('DROP FUNCTION %s CASCADE', object.signature);
-    END LOOP;
-END
-$$"""
-
-
-@pytest.fixture(scope="session")
-def migrated_public(owner_url) -> None:
-    """lab_test's public schema, emptied and migrated afresh once per test session, so an
-    earlier session's leftovers (or an edited migration) never leak into this one."""
-    async def run():
-        conn = await asyncpg.connect(owner_url)
-        try:
-            await conn.execute(_EMPTY_PUBLIC)
-            await migrate(conn)
-        finally:
-            await conn.close()
-    asyncio.run(run())
