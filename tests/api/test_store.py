@@ -269,3 +269,20 @@ async def test_emails_compare_as_lower_does(store):
     await store.create_user("B", "straße@example.de", HASH)
     with pytest.raises(DuplicateEmail):
         await store.create_user("C", "STRASSE@example.de", HASH)
+
+
+INJECTIONS = ["'; DROP TABLE tasks; --", "' OR '1'='1", "%' OR 1=1 --", "\\", "_%_", "$1",
+              "Robert'); DELETE FROM users; --"]
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+async def test_sql_in_any_value_is_only_data(store, text):
+    ada, _, work, _ = await seed(store)
+    sneaky = await store.create_user(text, f"x{len(text)}@example.com", HASH)
+    task = await store.create_task({"title": text, "description": text, "userId": sneaky["id"],
+                                    "categoryId": work["id"]})
+    assert (task["title"], task["user"]["name"]) == (text, text)  # stored verbatim
+    assert await ids(store, search=text) == [task["id"]]  # found as the literal text
+    assert await ids(store, status=text) == []  # no status is spelled like that
+    await store.create_task({"title": "plain", "userId": ada["id"]})
+    assert (await store.list_tasks(TaskQuery(limit=100))).total == 2  # nothing else happened
