@@ -120,8 +120,7 @@ class PostgresStore(Store):
 
     # tasks -----------------------------------------------------------------------
     async def get_task(self, task_id: int) -> Record | None:
-        row = await self._fetchrow(f"SELECT {_TASK} FROM tasks t {_JOINS} WHERE t.id = $1",
-                                   task_id)
+        row = await self._fetchrow(GET_TASK_SQL, task_id)
         return None if row is None else _task(row)
 
     async def create_task(self, fields: dict[str, Any]) -> Record:
@@ -142,21 +141,11 @@ class PostgresStore(Store):
         return await self._delete("tasks", task_id)
 
     async def list_tasks(self, query: TaskQuery) -> Page:
-        where, args = _filters(query)
-        order = "DESC" if query.newest_first else "ASC"
-        if query.after is not None:  # keyset: strictly past (createdAt, id), one extra row
-            args += list(query.after)
-            beyond = "<" if query.newest_first else ">"
-            where.append(f"(t.created_at, t.id) {beyond} (${len(args) - 1}, ${len(args)})")
-        sql = (f"SELECT {_TASK}, count(*) OVER () AS total FROM tasks t {_JOINS} "
-               f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-               f"ORDER BY t.created_at {order}, t.id {order} "
-               f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}")
-        if query.after is not None:
-            rows = await self._fetch(sql, *args, query.limit + 1, 0)
+        sql, args = list_tasks_sql(query)
+        rows = await self._fetch(sql, *args)
+        if query.after is not None:  # keyset: one row more than the page says if more follow
             return Page([_task(r) for r in rows[:query.limit]], None, len(rows) > query.limit)
-        rows = await self._fetch(sql, *args, query.limit, (query.page - 1) * query.limit)
-        total = rows[0]["total"] if rows else await self._count_tasks(where, args)
+        total = rows[0]["total"] if rows else await self._count_tasks(*_filters(query))
         return Page([_task(r) for r in rows], total, query.page * query.limit < total)
 
     async def _count_tasks(self, where: list[str], args: list[Any]) -> int:
@@ -191,6 +180,31 @@ class PostgresStore(Store):
             total = (await self._fetchrow(f"SELECT count(*) AS n FROM {table}"))["n"]
         items = [shape({k: v for k, v in row.items() if k != "total"}) for row in rows]
         return Page(items, total, page * limit < total)
+
+
+GET_TASK_SQL = f"SELECT {_TASK} FROM tasks t {_JOINS} WHERE t.id = $1"
+
+
+def list_tasks_sql(query: TaskQuery) -> tuple[str, list[Any]]:
+    """The one query of ``GET /tasks`` and its parameters: the page, with its total.
+
+    Public so that ``python -m lab.db explain`` plans exactly what the API runs.
+    """
+    where, args = _filters(query)
+    order = "DESC" if query.newest_first else "ASC"
+    if query.after is not None:  # keyset: strictly past (createdAt, id), no total
+        args += list(query.after)
+        beyond = "<" if query.newest_first else ">"
+        where.append(f"(t.created_at, t.id) {beyond} (${len(args) - 1}, ${len(args)})")
+        columns, limit, offset = _TASK, query.limit + 1, 0
+    else:
+        columns, limit, offset = (f"{_TASK}, count(*) OVER () AS total", query.limit,
+                                  (query.page - 1) * query.limit)
+    sql = (f"SELECT {columns} FROM tasks t {_JOINS} "
+           f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+           f"ORDER BY t.created_at {order}, t.id {order} "
+           f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}")
+    return sql, [*args, limit, offset]
 
 
 def _filters(query: TaskQuery) -> tuple[list[str], list[Any]]:
