@@ -1,9 +1,10 @@
-"""``python -m lab.db migrate|status``: the database's schema, from the command line.
+"""``python -m lab.db migrate|status|seed``: the database, from the command line.
 
-Both connect as the schema's owner (``DATABASE_OWNER_URL``: migrations create
+All connect as the schema's owner (``DATABASE_OWNER_URL``: migrations create
 tables, which the API's role may not). ``migrate`` prints one line per file it
 applies; ``status`` lists every migration, applied (when) or pending, and
-flags a file edited after it was applied.
+flags a file edited after it was applied; ``seed`` replaces the data with
+generated rows, with a progress display.
 
 Every failure -- PostgreSQL unreachable, a wrong password, a tampered
 migration -- is one line on stderr and exit 1; a bad flag is exit 2.
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from lab import settings as lab_settings
-from lab.cli import OneLineParser
+from lab.cli import OneLineParser, positive
+from lab.db import seed
 from lab.db.migrator import MigrationError, applied_migrations, discover, migrate
 
 PROG = "python -m lab.db"
@@ -39,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="list the migrations: applied (when) or pending",
                         description="List every migration file with when it was applied, or "
                                     "'pending'; a file edited after it was applied is flagged.")
+    seed_cmd = commands.add_parser(
+        "seed", help="replace the data with realistic generated rows (COPY)",
+        description="Empty users, categories and tasks, then load generated rows with COPY; "
+                    "the same --seed gives the same rows. Run migrate first.")
+    seed_cmd.add_argument("--users", type=positive(int), default=1_000,
+                          help="how many users (default: 1000)")
+    seed_cmd.add_argument("--categories", type=positive(int), default=12,
+                          help="how many categories (default: 12)")
+    seed_cmd.add_argument("--tasks", type=positive(int), default=100_000,
+                          help="how many tasks (default: 100000; 1000000 takes under a minute)")
+    seed_cmd.add_argument("--seed", type=int, default=1,
+                          help="random seed: the same seed, the same data (default: 1)")
     return parser
 
 
@@ -48,7 +63,7 @@ def where(url: str) -> str:
     return f"{parts.username}@{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
-async def _run(command: str, url: str) -> None:
+async def _run(command: str, url: str, args: argparse.Namespace) -> None:
     try:
         conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -60,8 +75,10 @@ async def _run(command: str, url: str) -> None:
             applied = await migrate(conn, report=lambda line: print(line, flush=True))
             if not applied:
                 print("nothing to apply: the schema is up to date")
-        else:
+        elif command == "status":
             await _status(conn)
+        else:
+            await _seed(conn, args)
     finally:
         await conn.close()
 
@@ -79,6 +96,18 @@ async def _status(conn: asyncpg.Connection) -> None:
         print(f"{migration.label:32} {state}")
 
 
+async def _seed(conn: asyncpg.Connection, args: argparse.Namespace) -> None:
+    if await conn.fetchval("SELECT to_regclass('tasks')") is None:
+        raise MigrationError("there is no tasks table yet: run 'python -m lab.db migrate' first")
+    started = time.perf_counter()
+    counts = await seed.seed(conn, user_count=args.users, category_count=args.categories,
+                             task_count=args.tasks, seed_value=args.seed,
+                             progress=seed.print_progress(sys.stderr))
+    print(f"seeded {counts['users']:,} users, {counts['categories']:,} categories and "
+          f"{counts['tasks']:,} tasks in {time.perf_counter() - started:.1f} s "
+          f"(seed {args.seed}); ANALYZE done")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         url = args.database_url or lab_settings.load().database_owner_url
-        asyncio.run(_run(args.command, url))
+        asyncio.run(_run(args.command, url, args))
     except (MigrationError, ValueError) as exc:  # ValueError: a bad setting
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
