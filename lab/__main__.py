@@ -50,8 +50,8 @@ def components(s: lab_settings.Settings) -> list[Component]:
         # --store postgres arrives with challenge 3
         Component("Task API", f"python -m lab.api --port {s.api_port} --store memory",
                   s.api_port, 2, "lab.api"),
-        # explain joins them as challenge 3 goes on
-        Component("database", "python -m lab.db migrate|status|seed", None, 3, "lab.db"),
+        Component("database", "python -m lab.db migrate|status|seed|explain", None, 3,
+                  "lab.db"),
         Component("load balancer", f"python -m lab.lb --port {s.lb_port} --backend HOST:PORT ...",
                   s.lb_port, 4, "lab.lb"),
         # NGINX is the comparison for lab.lb: it arrives with it, started by the benchmarks.

@@ -1,10 +1,11 @@
-"""``python -m lab.db migrate|status|seed``: the database, from the command line.
+"""``python -m lab.db migrate|status|seed|explain``: the database, from the command line.
 
 All connect as the schema's owner (``DATABASE_OWNER_URL``: migrations create
 tables, which the API's role may not). ``migrate`` prints one line per file it
 applies; ``status`` lists every migration, applied (when) or pending, and
 flags a file edited after it was applied; ``seed`` replaces the data with
-generated rows, with a progress display.
+generated rows, with a progress display; ``explain`` prints the plans of the
+repository's queries (``lab/db/explain.py``).
 
 Every failure -- PostgreSQL unreachable, a wrong password, a tampered
 migration -- is one line on stderr and exit 1; a bad flag is exit 2.
@@ -23,6 +24,7 @@ import asyncpg
 from lab import settings as lab_settings
 from lab.cli import OneLineParser, positive
 from lab.db import seed
+from lab.db.explain import QUERIES, report
 from lab.db.migrator import MigrationError, applied_migrations, discover, migrate
 
 PROG = "python -m lab.db"
@@ -54,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="how many tasks (default: 100000; 1000000 takes under a minute)")
     seed_cmd.add_argument("--seed", type=int, default=1,
                           help="random seed: the same seed, the same data (default: 1)")
+    explain_cmd = commands.add_parser(
+        "explain", help="plan the repository's queries (EXPLAIN); flag seq scans, misestimates",
+        description="Run each repository query (or --query NAME) under EXPLAIN, print a "
+                    "compact plan tree and warnings; --analyze runs them (actual rows, time, "
+                    "buffers); --without-index shows the plan with that index dropped inside a "
+                    "rolled-back transaction, side by side.")
+    explain_cmd.add_argument("--query", choices=list(QUERIES), action="append", metavar="NAME",
+                             help=f"one query, repeatable (default: all): {', '.join(QUERIES)}")
+    explain_cmd.add_argument("--analyze", action="store_true",
+                             help="run the queries too: actual rows, time and buffers")
+    explain_cmd.add_argument("--without-index", metavar="INDEX",
+                             help="also plan with INDEX dropped in a rolled-back transaction "
+                                  "(the table is locked meanwhile: not on a busy database)")
     return parser
 
 
@@ -77,6 +92,10 @@ async def _run(command: str, url: str, args: argparse.Namespace) -> None:
                 print("nothing to apply: the schema is up to date")
         elif command == "status":
             await _status(conn)
+        elif command == "explain":
+            for name in args.query or QUERIES:
+                print(await report(conn, name, analyze=args.analyze, without=args.without_index),
+                      end="\n\n", flush=True)
         else:
             await _seed(conn, args)
     finally:
