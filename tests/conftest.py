@@ -24,6 +24,8 @@ def lab_settings() -> settings.Settings:
     return settings.load()
 
 
+# The database tests own lab_test: they empty and migrate its public schema and truncate
+# its tables, so two test runs at once on one machine would trip over each other.
 @pytest.fixture(scope="session")
 def owner_url(lab_settings) -> str:
     return lab_settings.test_database_owner_url

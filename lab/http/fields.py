@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ def openapi_keywords(**keywords: Any) -> dict[str, Any]:
     return {key: value for key, value in keywords.items() if value is not None}
 
 
-class Field:
+class Field(ABC):
     """One value's rules: ``clean`` checks a value from parsed JSON, ``parse`` text from a URL.
 
     A subclass writes ``_check`` (never called with None), ``_openapi_type``, and
@@ -97,11 +98,13 @@ class Field:
             schema["example"] = self.example
         return schema
 
+    @abstractmethod
     def _check(self, value: Any) -> Any:
-        raise NotImplementedError
+        """The cleaned value of a non-null ``value``, or Invalid."""
 
+    @abstractmethod
     def _openapi_type(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """This field's JSON Schema, without the options every field shares."""
 
     def _from_text(self, text: str) -> Any:
         return text
