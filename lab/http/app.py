@@ -26,6 +26,7 @@ turn for dynamic paths, middlewares built per request, signals, sub-apps.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -151,8 +152,6 @@ async def serve(app: App, host: str = "127.0.0.1", port: int = 0,
     Port 0 picks a free port. On leaving, it stops accepting, lets requests in
     flight finish (up to ``shutdown_timeout`` seconds) and closes every connection.
     """
-    import asyncio
-
     # access_log=None: the lab logs requests itself (middleware.access_log).
     # lingering_time=0: when an answer leaves part of a body unread (a 413, a 400 for a
     # broken body), close the connection instead of reading and dropping the rest --
