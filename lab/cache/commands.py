@@ -157,7 +157,7 @@ def hello(cache: TTLCache, args: list[bytes]) -> bytes:
         version = parse_int(args[1])
         if version is None:
             return error(b"ERR Protocol version is not an integer or out of range")
-        if version not in (2, 3):
+        if version != 2:  # RESP3 is not spoken here: a client that asks falls back to RESP2
             return error(b"NOPROTO unsupported protocol version")
     if len(args) > 2:  # AUTH and SETNAME: there are no users and no client names here
         return error(b"ERR Syntax error in HELLO option '%b'" % _c_string(args[2], 128))
@@ -168,7 +168,7 @@ _HELLO_REPLY = array(  # RESP2 has no map type: a map goes as a flat array of pa
     [
         *(bulk(b"server"), bulk(b"lab.cache")),
         *(bulk(b"version"), bulk(b"7.0.0")),  # the Redis whose replies this server mimics
-        *(bulk(b"proto"), integer(2)),  # stays on RESP2, whatever the client asked for
+        *(bulk(b"proto"), integer(2)),
         *(bulk(b"mode"), bulk(b"standalone")),
         *(bulk(b"role"), bulk(b"master")),
         *(bulk(b"modules"), EMPTY_ARRAY),

@@ -132,14 +132,16 @@ def test_select(run):
     assert run("SELECT", "x") == NOT_INTEGER
 
 
-def test_hello_answers_resp2_whatever_is_asked(run):
-    for words in (["HELLO"], ["HELLO", "2"], ["HELLO", "3"]):
+def test_hello_answers_resp2_and_refuses_resp3(run):
+    for words in (["HELLO"], ["HELLO", "2"]):
         reply = run(*words)
         assert reply.startswith(b"*12\r\n$6\r\nserver\r\n")
         assert b"$5\r\nproto\r\n:2\r\n" in reply
+    # Refused, as a server without RESP3 must: the client then stays on RESP2.
+    assert run("HELLO", "3") == b"-NOPROTO unsupported protocol version\r\n"
     assert run("HELLO", "4") == b"-NOPROTO unsupported protocol version\r\n"
     assert run("HELLO", "x") == b"-ERR Protocol version is not an integer or out of range\r\n"
-    assert run("HELLO", "3", "AUTH", "u", "p") == b"-ERR Syntax error in HELLO option 'AUTH'\r\n"
+    assert run("HELLO", "2", "AUTH", "u", "p") == b"-ERR Syntax error in HELLO option 'AUTH'\r\n"
 
 
 # -- GET, SET ------------------------------------------------------------------------------
