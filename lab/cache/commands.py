@@ -19,10 +19,10 @@ counters (hits, misses, evictions, expirations) are what INFO reports.
 
 Deliberately missing, compared with Redis: every value is a string (no lists,
 hashes, sets, so no WRONGTYPE); one database (``SELECT 0`` only); SET has no
-GET/KEEPTTL/EXAT/PXAT; no AUTH, no MULTI, no pub/sub. HELLO always answers
-with protocol 2: the server speaks RESP2 only. redis-py 8 sends ``HELLO 3``,
-ignores the answer and reads the RESP2 replies unchanged -- except where it
-expects a RESP3 map (CONFIG GET): there, use ``Redis(protocol=2)``. INFO has
+GET/KEEPTTL/EXAT/PXAT; no AUTH, no MULTI, no pub/sub. The server speaks
+RESP2 only: ``HELLO 3`` is refused with ``NOPROTO``, as Redis itself refuses
+a version it lacks, and redis-py (RESP3 by default since 8.2) falls back to
+RESP2. INFO has
 only the ``# Stats`` and ``# Keyspace`` sections; its key scan is O(n), fine
 for an admin command. CONFIG GET knows four parameters, all true of this
 server (no persistence, LRU eviction, one database), which is what
