@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run each repository query (or --query NAME) under EXPLAIN, print a "
                     "compact plan tree and warnings; --analyze runs them (actual rows, time, "
                     "buffers); --without-index shows the plan with that index dropped inside a "
-                    "rolled-back transaction, side by side.")
+                    "rolled-back transaction, side by side; --with-index the plan with an "
+                    "index built in one.")
     explain_cmd.add_argument("--query", choices=list(QUERIES), action="append", metavar="NAME",
                              help=f"one query, repeatable (default: all): {', '.join(QUERIES)}")
     explain_cmd.add_argument("--analyze", action="store_true",
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("--without-index", metavar="INDEX",
                              help="also plan with INDEX dropped in a rolled-back transaction "
                                   "(the table is locked meanwhile: not on a busy database)")
+    explain_cmd.add_argument("--with-index", metavar="DDL",
+                             help="also plan with an index built by this CREATE INDEX "
+                                  "statement in a rolled-back transaction (writes wait meanwhile)")
     return parser
 
 
@@ -94,7 +98,8 @@ async def _run(command: str, url: str, args: argparse.Namespace) -> None:
             await _status(conn)
         elif command == "explain":
             for name in args.query or QUERIES:
-                print(await report(conn, name, analyze=args.analyze, without=args.without_index),
+                print(await report(conn, name, analyze=args.analyze, without=args.without_index,
+                                   create_index=args.with_index),
                       end="\n\n", flush=True)
         else:
             await _seed(conn, args)
@@ -124,7 +129,7 @@ async def _seed(conn: asyncpg.Connection, args: argparse.Namespace) -> None:
                              progress=seed.print_progress(sys.stderr))
     print(f"seeded {counts['users']:,} users, {counts['categories']:,} categories and "
           f"{counts['tasks']:,} tasks in {time.perf_counter() - started:.1f} s "
-          f"(seed {args.seed}); ANALYZE done")
+          f"(seed {args.seed}); VACUUM (ANALYZE) done")
 
 
 def main(argv: list[str] | None = None) -> int:

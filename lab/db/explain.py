@@ -6,8 +6,9 @@ data (an id that exists, a cursor a million rows deep). ``explain()`` runs
 ``EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)``, or without ``ANALYZE``
 only plans; ``lab.db.plan`` reads the result (see its docstring for how to
 read a plan). ``without_index()`` shows the plan the planner falls back to
-when an index is dropped in a transaction that is always rolled back;
-``assert_uses_index()`` is the check a test makes.
+when an index is dropped in a transaction that is always rolled back, and
+``with_index()`` the plan with an index built in one; ``assert_uses_index()``
+is the check a test makes.
 
 Parameters are bound, as the API sends them, so the plan is the one for these
 values (a custom plan). The API's prepared statements may switch to a generic
@@ -21,7 +22,8 @@ estimate miss; ``auto_explain`` logs the plans of slow statements in production
 with their real parameters, and ``pg_stat_statements`` tells which query to
 look at. This module trades all that for fixed named queries (the same plan
 every run, to paste in a README), checks a test can assert, and the plan
-without an index (HypoPG does the opposite: a hypothetical index not yet built).
+without an index or with a new one -- really built, then rolled back, where
+HypoPG only pretends one exists, which costs nothing but cannot be ANALYZEd.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from lab.db.plan import LARGE_TABLE_ROWS, Plan, PlanNode, parse, render, side_by
 from lab.db.store import GET_TASK_SQL, PostgresStore, list_tasks_sql
 
 __all__ = ["LARGE_TABLE_ROWS", "QUERIES", "Plan", "PlanNode", "assert_uses_index", "explain",
-           "render", "report", "side_by_side", "warnings", "without_index"]
+           "render", "report", "side_by_side", "warnings", "with_index", "without_index"]
 
 PAGE_SIZE = 20
 DEEP_PAGE = 50_000  # page 50,000 of 20: a million rows in
@@ -103,6 +105,23 @@ async def without_index(conn: asyncpg.Connection, index_name: str, sql: str,
         # Waiting behind a long transaction would make every later query queue behind us.
         await conn.execute("SET LOCAL lock_timeout = '5s'")
         await conn.execute(drop)
+        return await explain(conn, sql, args, analyze=analyze)
+
+
+async def with_index(conn: asyncpg.Connection, create_index: str, sql: str,
+                     args: Sequence[Any] = (), *, analyze: bool = False) -> Plan:
+    """The plan of ``sql`` with an index that does not exist: built, then rolled back.
+
+    ``create_index`` is a ``CREATE INDEX`` statement of the operator's (the command
+    line's, never a client's). The build reads the whole table and locks writes to
+    it until the rollback: try an index before committing to it, on a quiet database.
+    """
+    if not create_index.lstrip().upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
+        raise ValueError(f"--with-index takes a CREATE INDEX statement, not {create_index!r}")
+    async with _rolled_back(conn):
+        await conn.execute("SET LOCAL lock_timeout = '5s'")
+        await conn.execute(create_index)
+        await conn.execute("ANALYZE tasks")  # an expression index has statistics of its own
         return await explain(conn, sql, args, analyze=analyze)
 
 
@@ -175,10 +194,34 @@ async def _deep_keyset(conn: asyncpg.Connection) -> Query:
     return list_tasks_sql(TaskQuery(limit=PAGE_SIZE, after=await _deep_cursor(conn)))
 
 
+async def _next_pending(conn: asyncpg.Connection) -> Query:
+    """Page 2 of the pending tasks by keyset: after the last task of page 1."""
+    row = await conn.fetchrow("SELECT created_at, id FROM tasks WHERE status = 'pending' "
+                              "ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
+                              PAGE_SIZE - 1)
+    after = (row["created_at"], row["id"]) if row else (datetime(1970, 1, 1, tzinfo=UTC), 0)
+    return list_tasks_sql(TaskQuery(status="pending", limit=PAGE_SIZE, after=after))
+
+
+def _fixed(sql: str, *args: Any) -> Callable[[asyncpg.Connection], Awaitable[Query]]:
+    """A query whose parameters need nothing from the data."""
+    async def build(conn: asyncpg.Connection) -> Query:
+        return sql, list(args)
+    return build
+
+
+# Not the API's: the two ways to write "titles containing a phrase", for the README's
+# lesson on which index serves a substring search (``--with-index``, ``--without-index``).
+TITLE_PHRASE = "%call the dentist%"
+TITLE_CONTAINS = "SELECT id, title FROM tasks WHERE title ILIKE $1"
+TITLE_CONTAINS_LOWER = "SELECT id, title FROM tasks WHERE lower(title) LIKE lower($1)"
+
+
 # name → (connection → (sql, args)); a factory may read the data for a value that exists.
 QUERIES: dict[str, Callable[[asyncpg.Connection], Awaitable[Query]]] = {
     "get-task": _get_task,
     "list-pending": _tasks(lambda _: TaskQuery(status="pending", limit=PAGE_SIZE)),
+    "next-pending": _next_pending,
     "list-by-user": _tasks(lambda task: TaskQuery(user_id=task["user_id"], limit=PAGE_SIZE)),
     "list-by-category": _tasks(lambda task: TaskQuery(category_id=task["category_id"],
                                                       limit=PAGE_SIZE)),
@@ -186,12 +229,15 @@ QUERIES: dict[str, Callable[[asyncpg.Connection], Awaitable[Query]]] = {
     "deep-offset": _tasks(lambda _: TaskQuery(page=DEEP_PAGE, limit=PAGE_SIZE)),
     "deep-keyset": _deep_keyset,
     "list-users": _list_users,
+    "title-contains": _fixed(TITLE_CONTAINS, TITLE_PHRASE),
+    "title-contains-lower": _fixed(TITLE_CONTAINS_LOWER, TITLE_PHRASE),
 }
 
 
 async def report(conn: asyncpg.Connection, name: str, *, analyze: bool = False,
-                 without: str | None = None) -> str:
-    """What ``python -m lab.db explain --query NAME`` prints for one query."""
+                 without: str | None = None, create_index: str | None = None) -> str:
+    """What ``python -m lab.db explain --query NAME`` prints for one query: its plan, or
+    its plan beside the one without index ``without`` or with index ``create_index``."""
     if name not in QUERIES:
         raise ValueError(f"no query named {name!r}; the queries: {', '.join(QUERIES)}")
     sql, args = await QUERIES[name](conn)
@@ -200,4 +246,7 @@ async def report(conn: asyncpg.Connection, name: str, *, analyze: bool = False,
     if without is not None:
         other = await without_index(conn, without, sql, args, analyze=analyze)
         text = side_by_side(text, render(other), (f"with {without}", f"without {without}"))
+    if create_index is not None:
+        other = await with_index(conn, create_index, sql, args, analyze=analyze)
+        text = side_by_side(text, render(other), ("as it is", f"with {create_index}"))
     return "\n".join([f"== {name}", text, *(f"warning: {w}" for w in warnings(plan))])
