@@ -116,6 +116,8 @@ def figure(value: float, unit: str) -> str:
         return f"{value:,.0f} ops/s"
     if unit == "ns/op":
         return f"{value:,.0f} ns"
+    if unit == "ms" and value < 10:  # a plan's execution time: a fraction of a millisecond counts
+        return f"{value:.3f} ms"
     return f"{value:,.1f} {unit}"
 
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import asyncpg
 
 from lab.db.migrator import migrate
-from lab.db.seed import seed
+from lab.db.seed import Progress, seed
 
 SCHEMA = "bench_db"
 USERS = 200
@@ -35,26 +35,29 @@ def with_search_path(url: str, schema: str = SCHEMA) -> str:
     return parts._replace(query=urlencode(query)).geturl()
 
 
-async def prepare(owner_url: str, app_url: str) -> dict[str, int]:
-    """A fresh, migrated, seeded ``bench_db`` that the role of ``app_url`` may use."""
+async def prepare(owner_url: str, app_url: str, *, schema: str = SCHEMA,
+                  users: int = USERS, tasks: int = TASKS,
+                  progress: Progress = lambda table, done, total: None) -> dict[str, int]:
+    """A fresh, migrated, seeded ``schema`` that the role of ``app_url`` may use."""
     app_role = urlsplit(app_url).username
     assert app_role, "the app's URL names its role"
+    quoted = _quote(schema)  # a name from this module's callers, quoted all the same
     conn = await asyncpg.connect(owner_url)
     try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # a crashed run's leftovers
-        await conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")  # a crashed run's leftovers
+        await conn.execute(f"CREATE SCHEMA {quoted}")
     finally:
         await conn.close()
-    conn = await asyncpg.connect(with_search_path(owner_url))
+    conn = await asyncpg.connect(with_search_path(owner_url, schema))
     try:
         await migrate(conn)
-        counts = await seed(conn, user_count=USERS, category_count=CATEGORIES,
-                            task_count=TASKS, seed_value=1)
+        counts = await seed(conn, user_count=users, category_count=CATEGORIES,
+                            task_count=tasks, seed_value=1, progress=progress)
         role = _quote(app_role)  # a role name from settings, quoted as an identifier
-        await conn.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}")
+        await conn.execute(f"GRANT USAGE ON SCHEMA {quoted} TO {role}")
         await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES "
-                           f"IN SCHEMA {SCHEMA} TO {role}")
-        await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {role}")
+                           f"IN SCHEMA {quoted} TO {role}")
+        await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {quoted} TO {role}")
     finally:
         await conn.close()
     return counts
@@ -71,10 +74,10 @@ async def statuses(url: str, count: int) -> dict[int, str]:
     return {row["id"]: row["status"] for row in rows}
 
 
-async def drop(owner_url: str) -> None:
+async def drop(owner_url: str, schema: str = SCHEMA) -> None:
     conn = await asyncpg.connect(owner_url)
     try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
     finally:
         await conn.close()
 
