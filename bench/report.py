@@ -158,7 +158,7 @@ def write_readmes(record: dict) -> list[Path]:
     """Replace every ``<!-- bench:NAME -->`` … ``<!-- /bench:NAME -->`` section."""
     changed = []
     readmes = [ROOT / "README.md", *sorted((ROOT / "lab").glob("*/README.md"))]
-    pattern = re.compile(r"(<!-- bench:(\w+) -->\n).*?(<!-- /bench:\2 -->)", re.S)
+    pattern = re.compile(r"(<!-- bench:([\w-]+) -->\n).*?(<!-- /bench:\2 -->)", re.S)
     for readme in readmes:
         if not readme.exists():
             continue
