@@ -104,7 +104,7 @@ def print_table(record: dict, title: str) -> None:
         mark = {True: "[green]met[/green]", False: "[red]missed[/red]", None: ""}[r.meets]
         table.add_row(r.component, r.operation, r.lab_name, r.production_name,
                       report.figure(r.lab, r.unit), report.figure(r.production, r.unit),
-                      f"{r.ratio:.2f}×", f"{r.target} {mark}".strip())
+                      report.ratio_text(r.ratio), f"{r.target} {mark}".strip())
     Console(width=max(132, shutil.get_terminal_size().columns)).print(table)
     print("ratio = lab / production. ns/op and MiB: lower is better; ops/s: higher is better.")
 

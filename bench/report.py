@@ -117,8 +117,13 @@ def figure(value: float, unit: str) -> str:
     if unit == "ns/op":
         return f"{value:,.0f} ns"
     if unit == "ms" and value < 10:  # a plan's execution time: a fraction of a millisecond counts
-        return f"{value:.3f} ms"
+        return f"{value:.3g} ms"
     return f"{value:,.1f} {unit}"
+
+
+def ratio_text(ratio: float) -> str:
+    """``1.27×``; below 0.1, two significant digits (``0.0012×``), so a small ratio is not 0."""
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
 
 
 def verdict(row: Row) -> str:
@@ -149,7 +154,7 @@ def markdown(record: dict, component: str) -> str:
             lines.append(
                 f"| {r.operation} | {r.lab_name} | {r.production_name} | "
                 f"{figure(r.lab, r.unit)} | {figure(r.production, r.unit)} | "
-                f"{r.ratio:.2f}× | {target} |"
+                f"{ratio_text(r.ratio)} | {target} |"
             )
     return "\n".join(lines)
 
@@ -189,7 +194,7 @@ def chart(record: dict, path: Path) -> Path:
         if r.target:
             bound = float(re.search(r"[\d.]+", r.target).group())
             ax.plot([bound, bound], [i - 0.4, i + 0.4], color="black", linewidth=2)
-        ax.text(r.ratio, i, f" {r.ratio:.2f}×", va="center", fontsize=8)
+        ax.text(r.ratio, i, f" {ratio_text(r.ratio)}", va="center", fontsize=8)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if 0.5 * min(ratios) <= t <= 2 * max(ratios)]

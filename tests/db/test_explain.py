@@ -325,6 +325,9 @@ def test_the_cli_prints_the_plan_of_a_named_query(owner_url, schema):
     assert "execution" in done.stdout
     refused = cli("explain", "--query", "get-task", "--without-index", "no_such_index")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    refused = cli("explain", "--query", "get-task", "--with-index", "DROP TABLE tasks")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "takes a CREATE INDEX statement" in refused.stderr
 
 
 # the hot queries use the indexes of 0002_list_indexes.sql --------------------------------
