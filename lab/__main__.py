@@ -47,8 +47,7 @@ def components(s: lab_settings.Settings) -> list[Component]:
     return [
         Component("cache", f"python -m lab.cache serve --port {s.cache_port}",
                   s.cache_port, 1, "lab.cache"),
-        # --store postgres arrives with challenge 3
-        Component("Task API", f"python -m lab.api --port {s.api_port} --store memory",
+        Component("Task API", f"python -m lab.api --port {s.api_port} --store memory|postgres",
                   s.api_port, 2, "lab.api"),
         Component("database", "python -m lab.db migrate|status|seed|explain", None, 3,
                   "lab.db"),
