@@ -18,7 +18,8 @@ PORT_IN_README = "127.0.0.1:8001"
 
 def walkthrough(repo_root) -> list[str]:
     text = (repo_root / "README.md").read_text()
-    section = text.split("### Challenge 2: API design and REST", 1)[1].split("\n## ", 1)[0]
+    section = text.split("### Challenge 2: API design and REST", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]  # up to the next heading
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     return [line for block in blocks for line in block.splitlines() if line.startswith("curl ")]
 

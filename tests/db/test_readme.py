@@ -25,7 +25,7 @@ PORT_IN_README = "127.0.0.1:8001"
 def blocks(repo_root) -> list[list[str]]:
     text = (repo_root / "README.md").read_text()
     section = text.split("### Challenge 3: database modelling and queries", 1)[1]
-    section = section.split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]  # up to the next heading
     return [[line.split("  #")[0].strip() for line in block.splitlines()]
             for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
 
