@@ -5,6 +5,12 @@ test, the benchmark harness) can wait for it::
 
     lab.api listening on http://127.0.0.1:8001 (store=memory, loop=uvloop)
 
+With ``--redis-url`` the reads of tasks go through a Redis read cache
+(``readcache.py``), and the line ends with ``read-cache=<url>``; a Redis that
+does not answer is not an error, at start or later: the store answers until it
+does. Several instances (``--port 8001``, ``--port 8002``...) sharing one Redis
+and one PostgreSQL each name themselves in ``X-Instance`` (``--instance``).
+
 On a signal it stops accepting, lets requests in flight finish, and exits 0.
 Every mistake -- a bad flag, a port in use -- is one line on stderr and a
 non-zero exit (2 for usage, 1 for the rest), never a traceback.
@@ -17,10 +23,12 @@ import asyncio
 import logging
 import signal
 import sys
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from lab import settings as lab_settings
+from lab.api import readcache
 from lab.api.app import build_app
 from lab.api.memory import MemoryStore
 from lab.api.store import Store
@@ -51,7 +59,14 @@ async def postgres_store(s: lab_settings.Settings, migrate: bool) -> Store:
 STORES = {"memory": memory_store, "postgres": postgres_store}
 
 
-def build_parser(default_port: int) -> argparse.ArgumentParser:
+def redis_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise argparse.ArgumentTypeError("not a Redis URL like redis://127.0.0.1:6379/0")
+    return text
+
+
+def build_parser(default_port: int, redis_default: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description=("The Task Management API (users, categories, tasks) on the lab's "
@@ -78,6 +93,30 @@ def build_parser(default_port: int) -> argparse.ArgumentParser:
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                         help="event loop: uvloop if installed (auto), or force one "
                              "(default: auto)")
+    cache = parser.add_argument_group(
+        "read cache (challenge 4)", "GET /tasks and GET /tasks/{id} through Redis, cache-aside; "
+        "every write starts a new cache generation. State and counters: GET /cache.")
+    cache.add_argument("--redis-url", type=redis_url, nargs="?", const=redis_default,
+                       metavar="URL",
+                       help="turn the read cache on, with this Redis; the flag alone uses "
+                            f"REDIS_URL from .env ({lab_settings.redact(redis_default)}) "
+                            "(default: off)")
+    cache.add_argument("--cache-ttl", type=positive(float), default=readcache.DEFAULT_TTL,
+                       metavar="SECONDS",
+                       help="how long an answer lives in Redis; also how stale another "
+                            "instance can be if a write's INCR is lost "
+                            f"(default: {readcache.DEFAULT_TTL:g})")
+    cache.add_argument("--l1-ttl", type=positive(float), default=None, metavar="SECONDS",
+                       help="also keep answers in this process for SECONDS; the generation "
+                            "is still checked in Redis on every read, so no answer is ever "
+                            "stale (default: off)")
+    cache.add_argument("--redis-timeout", type=positive(float),
+                       default=readcache.DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help="the longest wait for one Redis command before the store answers "
+                            f"instead (default: {readcache.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--instance", metavar="NAME",
+                        help="this instance's name in the X-Instance header "
+                             "(default: HOST:PORT as bound)")
     return parser
 
 
@@ -90,18 +129,32 @@ async def _serve_until_signal(args: argparse.Namespace, s: lab_settings.Settings
                            f"{getattr(exc, 'strerror', None) or exc}") from None
     except migrator.MigrationError as exc:
         raise RuntimeError(str(exc)) from None
-    app = build_app(store, max_body_size=args.max_body_size)
+    reads = None
+    if args.redis_url is not None:
+        reads = readcache.ReadCache.from_url(args.redis_url, timeout=args.redis_timeout,
+                                             ttl=args.cache_ttl, l1_ttl=args.l1_ttl)
+        if not await reads.ping():  # not fatal: requests are served from the store meanwhile
+            log.warning("redis at %s does not answer yet; serving from the store until it does",
+                        reads.name)
+    # Named now by the address asked for; renamed below if port 0 was asked (known once bound).
+    app = build_app(store, max_body_size=args.max_body_size, read_cache=reads,
+                    instance=args.instance or f"{args.host}:{args.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)  # a signal only wakes the main task
     try:
         async with serve(app, args.host, args.port) as (host, bound_port):
+            if args.instance is None:
+                app.instance = f"{host}:{bound_port}"  # known only now, when port 0 was asked
+            cache = "" if reads is None else f", read-cache={reads.name}"
             print(f"lab.api listening on http://{host}:{bound_port} "
-                  f"(store={store.name}, loop={loop_name})", flush=True)
+                  f"(store={store.name}, loop={loop_name}{cache})", flush=True)
             await stop.wait()
         # Leaving "async with" let requests in flight finish and closed every connection.
     finally:
+        if reads is not None:
+            await reads.close()
         await store.close()
 
 
@@ -111,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a setting in the environment or .env is wrong
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    args = build_parser(s.api_port).parse_args(argv)
+    args = build_parser(s.api_port, s.redis_url).parse_args(argv)
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
     logging.getLogger("lab.http.access").setLevel(

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from lab.api import categories, schemas, tasks, users
 from lab.api.passwords import PasswordHasher
+from lab.api.readcache import ReadCache
 from lab.api.store import DuplicateEmail, Store, StoreUnavailable, UnknownReference
 from lab.http.app import App
 from lab.http.docs import add_docs
@@ -28,6 +29,7 @@ from lab.http.response import json_response
 TITLE = "Task Management API"
 VERSION = "2.0.0"  # challenge 2
 _REFERENCED = {"userId": "user", "categoryId": "category"}
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def store_errors(request: Request, call_next: Handler) -> web.StreamResponse:
@@ -46,10 +48,31 @@ async def store_errors(request: Request, call_next: Handler) -> web.StreamRespon
 
 
 def build_app(store: Store, *, hasher: PasswordHasher | None = None,
-              max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> App:
+              max_body_size: int = DEFAULT_MAX_BODY_SIZE, read_cache: ReadCache | None = None,
+              instance: str | None = None) -> App:
+    async def name_instance(request: Request, call_next: Handler) -> web.StreamResponse:
+        response = await call_next(request)
+        response.headers["X-Instance"] = app.instance  # read per request: a server may rename it
+        return response
+
+    async def bump_generation(request: Request, call_next: Handler) -> web.StreamResponse:
+        response = await call_next(request)  # an exception (a 4xx, a 5xx) skips the bump
+        if request.raw.method in WRITES and response.status < 300:
+            # After the store's write, before the client hears of it: any read that starts
+            # once this write is answered, on any instance, looks under the new generation.
+            await read_cache.bump()  # type: ignore[union-attr] -- only chained with a cache
+        return response
+
+    # name_instance outermost, so errors carry the header too; bump_generation inside
+    # `errors`, so only a handler that returned normally has written anything. Each is
+    # chained only when asked for: an app that is one of several names itself (the
+    # command line always does); one alone, as the HTTP benchmarks run it, pays nothing.
+    names = () if instance is None else (name_instance,)
+    bumps = () if read_cache is None else (bump_generation,)
     app = App(TITLE, VERSION, max_body_size=max_body_size,
-              middlewares=(*DEFAULT_CHAIN, store_errors),
+              middlewares=(*names, *DEFAULT_CHAIN, *bumps, store_errors),
               description="Users, categories and tasks, on the lab's hand-built REST layer.")
+    app.instance = instance
 
     @app.route("GET", "/health", responses={200: schemas.Health, 503: schemas.Error},
                summary="Is the API up, and can it reach its store?", tags=["health"])
@@ -57,8 +80,13 @@ def build_app(store: Store, *, hasher: PasswordHasher | None = None,
         await store.check()
         return json_response({"status": "ok", "store": store.name})
 
+    @app.route("GET", "/cache", docs=False, summary="This instance's read cache: state, counters")
+    async def cache_status(request: Request) -> web.Response:
+        status = {"enabled": False} if read_cache is None else read_cache.status()
+        return json_response({"instance": app.instance, **status})
+
     users.add_routes(app, store, hasher or PasswordHasher())
     categories.add_routes(app, store)
-    tasks.add_routes(app, store)
+    tasks.add_routes(app, store, read_cache)
     add_docs(app)
     return app
