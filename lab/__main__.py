@@ -5,19 +5,22 @@ command-line entry point DESIGN.md promises), so the overview stays honest as
 the challenges land, with nothing to edit here. Ports come from ``lab.settings``,
 so a port changed in ``.env`` shows up here too.
 
-``python -m lab up`` and ``down`` (the whole stack at once) arrive with
-challenge 4; until then they say so and exit 1.
+``python -m lab up`` and ``down`` start and stop the whole stack at once
+(``lab/stack.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from lab import settings as lab_settings
-from lab.cli import OneLineParser
+from lab import stack
+from lab.cli import OneLineParser, positive
 
 PROG = "python -m lab"
 
@@ -56,7 +59,7 @@ def components(s: lab_settings.Settings) -> list[Component]:
         # NGINX is the comparison for lab.lb: it arrives with it, started by the benchmarks.
         Component("NGINX (compared with lab.lb)", "started by python -m bench",
                   s.nginx_port, 4, "lab.lb"),
-        Component("whole stack", "python -m lab up | python -m lab down", None, 4, None),
+        Component("whole stack", "python -m lab up | python -m lab down", None, 4, "lab"),
         Component("queue", "python -m lab.queue worker|relay|topology", None, 5, "lab.queue"),
         Component("benchmarks", "python -m bench  (results in bench/results/)", None, 1, "bench"),
     ]
@@ -90,18 +93,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog=PROG, description="List the lab's components, their commands "
                      "and ports (with no command), or start and stop the whole stack.")
     commands = parser.add_subparsers(dest="command", metavar="{up,down}")
-    commands.add_parser("up", help="start the whole stack: API instances, balancer, worker "
-                        "(coming in challenge 4)")
-    commands.add_parser("down", help="stop what 'up' started (coming in challenge 4)")
+    up = commands.add_parser(
+        "up", help="start the whole stack in the background: API instances, balancers",
+        description="Start N Task API instances (API_PORT, API_PORT+1 ...) on PostgreSQL "
+                    "with the Redis read cache, and lab.lb (LB_PORT) and/or NGINX "
+                    "(NGINX_PORT) in front of them; logs in .run/stack/. Stop with 'down'.")
+    up.add_argument("--instances", type=positive(int), default=3,
+                    help="how many API instances (default: 3)")
+    up.add_argument("--balancer", choices=stack.BALANCERS, default="both",
+                    help="lab.lb, NGINX, or both in front of the same instances (default: both)")
+    up.add_argument("--strategy", choices=("round-robin", "least-conn"), default="round-robin",
+                    help="how the balancers pick an instance (default: round-robin)")
+    up.add_argument("--store", choices=("postgres", "memory"), default="postgres",
+                    help="the instances' store; memory gives each instance its own data, "
+                         "so it is not a stateless stack (default: postgres)")
+    up.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                    help="the instances' Redis read cache (default: on)")
+    down = commands.add_parser("down", help="stop what 'up' started",
+                               description="Stop the balancers, then the API instances "
+                                           "(SIGTERM: requests in flight finish; SIGKILL "
+                                           "after 10 s).")
+    for command in (up, down):
+        command.add_argument("--run-dir", type=Path, default=stack.RUN_DIR, metavar="DIR",
+                             help="where the logs and the list of started processes go "
+                                  "(default: .run/stack)")
     args = parser.parse_args(argv)
-
-    if args.command is not None:
-        print(f"{PROG} {args.command}: not built yet (coming in challenge 4)", file=sys.stderr)
-        return 1
     try:
         s = lab_settings.load()
-    except ValueError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
+        if args.command == "up":
+            started = stack.up(args.instances, args.balancer, args.strategy, args.store,
+                               args.cache, args.run_dir)
+            front = next(item for item in reversed(started) if not item.name.startswith("api"))
+            print(f"up: {len(started)} processes. Try: curl -si http://127.0.0.1:{front.port}"
+                  f"/health | grep X-Instance   Stop: {PROG} down")
+            return 0
+        if args.command == "down":
+            if not stack.down(args.run_dir):
+                print("down: nothing was running")
+            return 0
+    except (ValueError, stack.StackError) as err:
+        print(f"{PROG} {args.command or ''}: {err}".replace("  ", " "), file=sys.stderr)
         return 1
     print(overview(s))
     return 0

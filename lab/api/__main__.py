@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
@@ -57,6 +58,19 @@ async def postgres_store(s: lab_settings.Settings, migrate: bool) -> Store:
 
 
 STORES = {"memory": memory_store, "postgres": postgres_store}
+
+
+def cache_prefix(store: str, s: lab_settings.Settings) -> str:
+    """The read cache's keys' prefix: one per set of data, since one Redis may serve several.
+
+    Instances on the same database share their cache (and its generation); a stack on
+    another database or schema, or a memory store (data of this process alone), must not.
+    """
+    if store == "memory":
+        return f"lab:memory-{os.getpid()}:tasks"
+    parts = urlsplit(s.database_url)
+    search_path = dict(parse_qsl(parts.query)).get("search_path", "")
+    return f"lab:{parts.hostname}:{parts.port or 5432}{parts.path}:{search_path}:tasks"
 
 
 def redis_url(text: str) -> str:
@@ -132,7 +146,8 @@ async def _serve_until_signal(args: argparse.Namespace, s: lab_settings.Settings
     reads = None
     if args.redis_url is not None:
         reads = readcache.ReadCache.from_url(args.redis_url, timeout=args.redis_timeout,
-                                             ttl=args.cache_ttl, l1_ttl=args.l1_ttl)
+                                             ttl=args.cache_ttl, l1_ttl=args.l1_ttl,
+                                             prefix=cache_prefix(args.store, s))
         if not await reads.ping():  # not fatal: requests are served from the store meanwhile
             log.warning("redis at %s does not answer yet; serving from the store until it does",
                         reads.name)

@@ -23,6 +23,9 @@ and it closes the race that deleting keys leaves open: a reader that loaded
 before a write and stores after it puts its stale answer under the *old*
 generation, where nobody looks. One generation covers every task answer (tasks
 embed user and category names, so those writes bump it too): coarse, simple.
+The prefix names the data: ``python -m lab.api`` derives it from the database
+URL (``cache_prefix``), so two stacks on different databases sharing one Redis
+never read each other's answers.
 
 **Single flight.** While one request of this instance loads a key, the others
 wanting that key wait for it: N concurrent misses cost one Redis GET and one

@@ -1,0 +1,138 @@
+"""``python -m lab up`` / ``down``: real processes, real PostgreSQL, Redis and NGINX.
+
+Each test runs the command line with its own ports (``API_PORT``, ``LB_PORT``,
+``NGINX_PORT`` in the environment, which the settings read first), its own run
+directory, and ``lab_test``'s ``public`` schema as the database; whatever it
+started is stopped in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lab import processes
+from lab import stack as lab_stack
+
+pytestmark = pytest.mark.integration
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports (API instances take API_PORT, API_PORT + 1 ...)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return list(range(base, base + count))
+    raise RuntimeError("no run of free ports")
+
+
+class Stack:
+    def __init__(self, run_dir: Path, owner_url: str, app_url: str, instances: int):
+        *self.api_ports, self.lb_port, self.nginx_port = free_ports(instances + 2)
+        self.run_dir = run_dir
+        self.env = {**os.environ, "API_PORT": str(self.api_ports[0]),
+                    "LB_PORT": str(self.lb_port), "NGINX_PORT": str(self.nginx_port),
+                    "DATABASE_URL": app_url, "DATABASE_OWNER_URL": owner_url}
+
+    def lab(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(self.run_dir)],
+                              capture_output=True, text=True, env=self.env, timeout=120)
+
+    def pids(self) -> list[int]:
+        state = self.run_dir / "stack.json"
+        return [item["pid"] for item in json.loads(state.read_text())] if state.exists() else []
+
+
+@pytest.fixture
+def stack(tmp_path, migrated_public, owner_url, app_url):
+    made = Stack(tmp_path / "stack", owner_url, app_url, instances=3)
+    try:
+        yield made
+    finally:
+        made.lab("down")
+
+
+def get(port: int, path: str) -> tuple[dict, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return json.load(answer), answer.headers["X-Instance"]
+
+
+def test_up_starts_instances_behind_nginx_that_take_turns_and_down_stops_all(stack):
+    done = stack.lab("up", "--instances", "3", "--balancer", "nginx")
+    assert done.returncode == 0, done.stderr
+    for name, port in zip(("api-1", "api-2", "api-3"), stack.api_ports, strict=True):
+        assert f"{name:<9} http://127.0.0.1:{port}" in done.stdout
+    pids = stack.pids()
+    assert len(pids) == 4 and all(processes.alive(pid) for pid in pids)
+    turns = [get(stack.nginx_port, "/health")[1] for _ in range(6)]
+    assert sorted(turns) == ["api-1", "api-1", "api-2", "api-2", "api-3", "api-3"]
+    assert turns[:3] != turns[3:] or len(set(turns[:3])) == 3  # round-robin: each in turn
+
+    again = stack.lab("up", "--instances", "3", "--balancer", "nginx")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    assert "already up" in again.stderr
+
+    done = stack.lab("down")
+    assert done.returncode == 0 and done.stdout.count("stopped") == 4, done.stdout
+    assert not any(processes.alive(pid) for pid in pids)
+    assert stack.lab("down").stdout == "down: nothing was running\n"
+
+
+def test_a_write_through_one_instance_is_read_by_every_instance(stack):
+    assert stack.lab("up", "--instances", "3", "--balancer", "nginx").returncode == 0
+    before = {get(port, "/tasks?limit=1")[0]["total"] for port in stack.api_ports}  # cached
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.api_ports[0]}/users", method="POST",
+        data=b'{"name": "Ada", "email": "ada.stack@example.com", "password": "secret1"}',
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        user = json.load(answer)["data"]["id"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.api_ports[0]}/tasks", method="POST",
+        data=json.dumps({"title": "Seen everywhere", "userId": user}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+    after = {get(port, "/tasks?limit=1")[0]["total"] for port in stack.api_ports}
+    assert len(before) == 1 and after == {before.pop() + 1}  # the next read, on every instance
+
+
+def test_a_port_in_use_is_one_line_and_nothing_is_left_running(stack):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", stack.api_ports[1]))
+        squatter.listen()
+        done = stack.lab("up", "--instances", "3", "--balancer", "nginx")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1:{stack.api_ports[1]}" in done.stderr
+    assert stack.pids() == []
+
+
+def test_an_instance_that_never_gets_ready_stops_the_ones_already_started(
+        stack, monkeypatch):
+    # Its database is gone: it starts, but /health answers 503 until the bounded wait ends.
+    for name in ("API_PORT", "LB_PORT", "NGINX_PORT", "DATABASE_OWNER_URL"):
+        monkeypatch.setenv(name, stack.env[name])
+    monkeypatch.setenv("DATABASE_URL", stack.env["DATABASE_URL"].replace(":5432/", ":1/"))
+    monkeypatch.setattr(lab_stack, "READY_TIMEOUT", 2.0)
+    with pytest.raises(lab_stack.StackError, match=r"api-1 did not answer .* within 2 s"):
+        lab_stack.up(2, "nginx", run_dir=stack.run_dir, say=lambda line: None)
+    assert stack.pids() == []
+    assert not [line for line in subprocess.run(["ps", "-eo", "stat,args"], capture_output=True,
+                                                text=True).stdout.splitlines()
+                if str(stack.api_ports[0]) in line and not line.startswith("Z")]
