@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lab import settings
+from lab import processes, settings
 from lab.lb import nginx
 from lab.lb.nginx import DEFAULTS, ERROR_MESSAGES, Backend, Tuning, parse_backend, render
 
@@ -440,7 +440,7 @@ async def test_stop_leaves_no_nginx_of_ours_and_twice_is_a_no_op(backends, balan
     workers = children(running.pid)
     assert len(workers) == 2
     assert nginx.stop(run_dir) == running.pid
-    assert not any(nginx._alive(pid) for pid in [running.pid, *workers])
+    assert not any(processes.alive(pid) for pid in [running.pid, *workers])
     assert not (run_dir / "nginx.pid").exists()
     assert nginx.stop(run_dir) is None
     assert nginx.status(run_dir) is None
