@@ -288,11 +288,17 @@ nginx_run() {  # nginx with our prefix and config; the error log is set before t
     nginx -p "$ROOT/" -e "$RUN/nginx/error.log" -c "$ROOT/infra/nginx/nginx.conf" "$@"
 }
 
+alive() {  # the process runs and is no zombie: where pid 1 never reaps, kill -0 cannot tell
+    local state
+    state=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z && $state != X ]]
+}
+
 our_nginx() {  # prints the master's pid if the NGINX this script started still runs
     local pid
     [[ -s $NGINX_PID ]] || return 1
     pid=$(<"$NGINX_PID")
-    kill -0 "$pid" 2>/dev/null && echo "$pid"
+    alive "$pid" && echo "$pid"
 }
 
 start_nginx() {
@@ -324,7 +330,7 @@ stop_nginx() {
     say "nginx: stopping (pid $pid)"
     kill -TERM "$pid"
     local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         ((SECONDS < deadline)) || die "nginx: pid $pid still running 10 s after SIGTERM"
         sleep 0.2
     done
