@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("down: nothing was running")
             return 0
     except (ValueError, stack.StackError) as err:
-        print(f"{PROG} {args.command or ''}: {err}".replace("  ", " "), file=sys.stderr)
+        print(f"{' '.join(filter(None, (PROG, args.command)))}: {err}", file=sys.stderr)
         return 1
     print(overview(s))
     return 0

@@ -45,14 +45,14 @@ def test_each_row_is_marked_honestly(lab_settings) -> None:
 
 def test_what_is_built_today(lab_settings) -> None:
     built = {c.name for c in components(lab_settings) if c.built}
-    assert {"cache", "benchmarks"} <= built
-    assert "whole stack" not in built  # `python -m lab up` comes with challenge 4
+    assert {"cache", "Task API", "database", "whole stack", "benchmarks"} <= built
 
 
 def test_help() -> None:
     result = run_lab("--help")
     assert result.returncode == 0
-    assert "usage: python -m lab" in result.stdout and "challenge 4" in result.stdout
+    assert "usage: python -m lab" in result.stdout
+    assert "start the whole stack" in result.stdout and "stop what 'up' started" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["nonsense"], ["--nonsense"]])
@@ -64,10 +64,14 @@ def test_a_bad_command_is_one_line_on_stderr(args: list[str]) -> None:
     assert result.stderr.startswith("python -m lab: error:")
 
 
-def test_up_is_not_built_yet() -> None:
-    result = run_lab("up")
-    assert result.returncode == 1
-    assert result.stderr == "python -m lab up: not built yet (coming in challenge 4)\n"
+def test_up_explains_its_flags_and_refuses_bad_ones() -> None:
+    # Starting and stopping the stack for real: tests/test_stack.py.
+    result = run_lab("up", "--help")
+    assert result.returncode == 0
+    for flag in ("--instances", "--balancer", "--strategy", "--store", "--cache", "--run-dir"):
+        assert flag in result.stdout
+    result = run_lab("up", "--instances", "0")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
 
 
 def test_a_bad_setting_is_one_line_on_stderr(monkeypatch, capsys) -> None:
