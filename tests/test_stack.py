@@ -150,3 +150,28 @@ def test_an_instance_that_never_gets_ready_stops_the_ones_already_started(
     assert not [line for line in subprocess.run(["ps", "-eo", "stat,args"], capture_output=True,
                                                 text=True).stdout.splitlines()
                 if str(stack.api_ports[0]) in line and not line.startswith("Z")]
+
+
+def test_up_with_both_balancers_puts_lab_lb_in_front_too_and_its_instances_take_turns(stack):
+    done = stack.lab("up", "--instances", "3", "--balancer", "both")
+    assert done.returncode == 0, done.stderr
+    assert f"lab.lb    http://127.0.0.1:{stack.lb_port}" in done.stdout
+    assert f"nginx     http://127.0.0.1:{stack.nginx_port}" in done.stdout
+    pids = stack.pids()
+    assert len(pids) == 5 and all(processes.alive(pid) for pid in pids)
+    for port in (stack.lb_port, stack.nginx_port):  # /health is forwarded, not answered
+        turns = [get(port, "/health")[1] for _ in range(6)]
+        assert sorted(turns) == ["api-1", "api-1", "api-2", "api-2", "api-3", "api-3"], port
+        if port == stack.lb_port:  # one process, one round-robin: strictly in turn
+            assert len(set(turns[:3])) == 3 and turns[:3] == turns[3:], turns
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.lb_port}/lb-status",
+                                timeout=5) as answer:
+        status = json.load(answer)
+    assert [b["address"] for b in status["backends"]] == [
+        f"127.0.0.1:{port}" for port in stack.api_ports]
+    assert {b["state"] for b in status["backends"]} == {"up"}
+
+    done = stack.lab("down")
+    assert done.returncode == 0 and done.stdout.count("stopped") == 5, done.stdout
+    assert "lab.lb: stopped" in done.stdout and "killed" not in done.stdout
+    assert not any(processes.alive(pid) for pid in pids)

@@ -21,12 +21,17 @@ The states, and the table of every legal transition (``TRANSITIONS``)::
     SUSPECT --WINDOW_EXPIRED--> UP    fail_timeout after the window's first failure
     DOWN    --RETRY_DUE--> PROBING --STARTED--> TRIAL --SUCCESS--> UP
                                                 TRIAL --FAILURE--> DOWN
+                                                TRIAL --ABANDONED--> PROBING
     any     --CHECK_FAILED--> DOWN;  DOWN, PROBING, TRIAL --CHECK_OK--> UP
 
 plus self-loops: a success does not clear a SUSPECT's count (NGINX counts
 failures in the window whatever happened between them), and a DOWN backend
 ignores the results of requests it took before it went down. In PROBING such
-a late result counts as the trial's: it is news from after the timeout. The two timed
+a late result counts as the trial's: it is news from after the timeout. A
+request that ends with no verdict on the backend (ABANDONED: the client left
+before the answer began, or a stale keep-alive connection, which proves
+nothing) changes nothing, except that a trial so ended
+leaves its place to the next request. The two timed
 events are raised by the clock: every method first looks at ``clock()`` and
 fires WINDOW_EXPIRED or RETRY_DUE if due, so no timer is needed. An event
 with no row raises ``IllegalTransition`` (a request started on a DOWN backend
@@ -62,6 +67,7 @@ class Event(Enum):
     STARTED = "started"  # a request was sent to the backend
     SUCCESS = "success"  # a request got its response
     FAILURE = "failure"  # a request failed, and that does not reach max_fails
+    ABANDONED = "abandoned"  # a request ended with no verdict: e.g. the client left first
     MAX_FAILS = "max-fails"  # a request failed, and that makes max_fails in the window
     WINDOW_EXPIRED = "window-expired"  # fail_timeout since the window's first failure
     RETRY_DUE = "retry-due"  # fail_timeout since the backend went down
@@ -74,28 +80,33 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (_S.UP, _E.STARTED): _S.UP,
     (_S.UP, _E.SUCCESS): _S.UP,
     (_S.UP, _E.FAILURE): _S.SUSPECT,
+    (_S.UP, _E.ABANDONED): _S.UP,
     (_S.UP, _E.MAX_FAILS): _S.DOWN,
     (_S.UP, _E.CHECK_OK): _S.UP,
     (_S.UP, _E.CHECK_FAILED): _S.DOWN,
     (_S.SUSPECT, _E.STARTED): _S.SUSPECT,
     (_S.SUSPECT, _E.SUCCESS): _S.SUSPECT,  # failures in the window still count
     (_S.SUSPECT, _E.FAILURE): _S.SUSPECT,
+    (_S.SUSPECT, _E.ABANDONED): _S.SUSPECT,
     (_S.SUSPECT, _E.MAX_FAILS): _S.DOWN,
     (_S.SUSPECT, _E.WINDOW_EXPIRED): _S.UP,
     (_S.SUSPECT, _E.CHECK_OK): _S.SUSPECT,  # a check does not forgive failed requests
     (_S.SUSPECT, _E.CHECK_FAILED): _S.DOWN,
     (_S.DOWN, _E.SUCCESS): _S.DOWN,  # a request from before the fall: ignored
     (_S.DOWN, _E.FAILURE): _S.DOWN,  # likewise
+    (_S.DOWN, _E.ABANDONED): _S.DOWN,
     (_S.DOWN, _E.RETRY_DUE): _S.PROBING,
     (_S.DOWN, _E.CHECK_OK): _S.UP,
     (_S.DOWN, _E.CHECK_FAILED): _S.DOWN,  # and the retry waits a full fail_timeout again
     (_S.PROBING, _E.STARTED): _S.TRIAL,
     (_S.PROBING, _E.SUCCESS): _S.UP,  # a late answer, but an answer: the backend works
     (_S.PROBING, _E.FAILURE): _S.DOWN,
+    (_S.PROBING, _E.ABANDONED): _S.PROBING,
     (_S.PROBING, _E.CHECK_OK): _S.UP,
     (_S.PROBING, _E.CHECK_FAILED): _S.DOWN,
     (_S.TRIAL, _E.SUCCESS): _S.UP,
     (_S.TRIAL, _E.FAILURE): _S.DOWN,
+    (_S.TRIAL, _E.ABANDONED): _S.PROBING,  # no verdict: the next request is the trial
     (_S.TRIAL, _E.CHECK_OK): _S.UP,
     (_S.TRIAL, _E.CHECK_FAILED): _S.DOWN,
 }
@@ -160,6 +171,10 @@ class Health:
             if self._fails >= self.max_fails:
                 event = Event.MAX_FAILS
         self._fire(event, tick=False)
+
+    def request_abandoned(self) -> None:
+        """A request sent to this backend ended with no verdict on it (e.g. the client left)."""
+        self._fire(Event.ABANDONED)
 
     def check_passed(self) -> None:
         self._fire(Event.CHECK_OK)

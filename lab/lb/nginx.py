@@ -4,7 +4,8 @@ Challenge 4 measures the hand-built balancer against NGINX in front of the same
 API instances. That means something only if NGINX is tuned as a careful
 operator would (keep-alive pool, HTTP/1.1 upstream, passive health, retries on
 errors only) and runs with *the same numbers* as lab.lb. So the numbers live
-here, once, in ``DEFAULTS`` (lab.lb imports them), and the configuration is
+once, in ``tuning.py`` (``Tuning``, ``DEFAULTS``), which lab.lb's proxy and this
+module both import (its names are re-exported here), and the configuration is
 rendered from ``infra/nginx/lb.conf.template``, where each directive says why
 it is there. Nobody edits a config by hand.
 
@@ -34,7 +35,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,89 +42,27 @@ from lab import processes
 from lab import settings as lab_settings
 from lab.cli import OneLineParser, os_reason, positive
 from lab.cli import port as tcp_port
+from lab.lb.tuning import (  # the shared numbers and flags
+    CONNECTIONS,
+    DEFAULTS,
+    ERROR_MESSAGES,
+    HOST_PATTERN,
+    STRATEGIES,
+    Backend,
+    Tuning,
+    add_tuning_arguments,
+    backend_argument,
+    parse_backend,
+    tuning_from_arguments,
+)
 
 PROG = "python -m lab.lb.nginx"
 HOST = "127.0.0.1"  # loopback only, as every server of the lab
 TEMPLATE = lab_settings.REPO_ROOT / "infra" / "nginx" / "lb.conf.template"
 RUN_DIR = ".run/nginx-lb"  # relative to the prefix (the repository); git ignores .run/
-STRATEGIES = ("round-robin", "least-conn")
-CONNECTIONS = 64  # client connections expected at once (the load generator's -c)
 NGINX_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")  # not on a user's PATH
 START_TIMEOUT = 10.0  # seconds for nginx -t, for the start, and for the port to answer
 STOP_TIMEOUT = 10.0  # seconds of graceful shutdown (SIGQUIT) before SIGTERM, then SIGKILL
-
-ERROR_MESSAGES = {  # {"message": ...} of the answers the balancer makes itself
-    413: "Request body too large",
-    431: "Request header fields too large",
-    502: "Bad gateway: no backend could answer",
-    503: "Service unavailable",
-    504: "Gateway timeout: the backend did not answer in time",
-}
-
-
-def _setting(default: float, text: str) -> dataclasses.Field:
-    return dataclasses.field(default=default, metadata={"help": text})
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """The numbers lab.lb and NGINX share, so that both are measured with the same settings.
-
-    Times are in seconds; each field's help says what it bounds (NGINX's name
-    in parentheses). lab.lb reads ``DEFAULTS`` from here.
-    """
-
-    max_fails: int = _setting(1, "failed tries within fail_timeout that mark a backend down "
-                                 "(connection errors and timeouts; 0: never)")
-    fail_timeout: float = _setting(10.0, "the window for max_fails, and how long a backend "
-                                         "then stays down")
-    connect_timeout: float = _setting(1.0, "connecting to a backend (proxy_connect_timeout)")
-    header_timeout: float = _setting(10.0, "a client sending its request head "
-                                           "(client_header_timeout)")
-    read_timeout: float = _setting(30.0, "a backend sending the next bytes of its answer, or "
-                                         "reading the request (proxy_read/send_timeout)")
-    idle_timeout: float = _setting(60.0, "a client's pause between requests on a keep-alive "
-                                         "connection (keepalive_timeout)")
-    upstream_idle_timeout: float = _setting(60.0, "an idle pooled backend connection; shorter "
-                                                  "than the backends' own 75 s")
-    # lab.lb's framer: a line up to 8 KiB, the whole head up to 16 KiB. NGINX counts in
-    # buffers a line may not straddle, so its head limit is 8-16 KiB, by how lines fall.
-    header_buffer_size: int = _setting(8192, "bytes of one request-head line; longer: 431 "
-                                             "(a request line: 414)")
-    header_buffers: int = _setting(2, "buffers of header_buffer_size for the whole head; "
-                                      "more: 431")
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            least = 0 if f.name == "max_fails" else 1 if f.type == "int" else 0.001
-            if not least <= getattr(self, f.name) < float("inf"):
-                raise ValueError(f"{f.name} must be at least {least}: {getattr(self, f.name)!r}")
-
-
-DEFAULTS = Tuning()
-
-
-class Backend(NamedTuple):
-    host: str
-    port: int
-    weight: int = 1
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
-
-
-def parse_backend(text: str) -> Backend:
-    """``127.0.0.1:8001`` or ``127.0.0.1:8002=2`` (weight 2); ValueError says what is wrong."""
-    address, has_weight, weight = text.partition("=")
-    host, _, number = address.rpartition(":")
-    if not (_HOST.fullmatch(host) and number.isdigit() and 1 <= int(number) <= 65535):
-        raise ValueError(f"not HOST:PORT[=WEIGHT]: {text!r}")
-    if has_weight and not (weight.isdigit() and int(weight) >= 1):
-        raise ValueError(f"the weight must be a positive integer: {text!r}")
-    return Backend(host, int(number), int(weight) if has_weight else 1)
 
 
 def read_template(path: Path = TEMPLATE) -> str:
@@ -151,7 +89,7 @@ def render(template: str, backends: Sequence[Backend | str], *, port: int,
     if not backends:
         raise ValueError("at least one backend is needed")
     for b in backends:
-        if not (_HOST.fullmatch(b.host) and 1 <= b.port <= 65535 and b.weight >= 1):
+        if not (HOST_PATTERN.fullmatch(b.host) and 1 <= b.port <= 65535 and b.weight >= 1):
             raise ValueError(f"not a backend: {b!r}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be {' or '.join(STRATEGIES)}, not {strategy!r}")
@@ -314,21 +252,8 @@ def stop(run_dir: str | Path = RUN_DIR, timeout: float = STOP_TIMEOUT) -> int | 
 # -- the command line --------------------------------------------------------------------
 
 
-def _backend(text: str) -> Backend:
-    try:
-        return parse_backend(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _workers(text: str) -> int | str:
     return "auto" if text == "auto" else int(positive(int)(text))
-
-
-def _non_negative(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"not an integer 0 or more: {text!r}")
-    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (start_cmd, render_cmd):
         command.add_argument("--port", type=tcp_port, default=None,
                              help="listen on 127.0.0.1:PORT (default: NGINX_PORT, 8081)")
-        command.add_argument("--backend", type=_backend, action="append", required=True,
+        command.add_argument("--backend", type=backend_argument, action="append", required=True,
                              metavar="HOST:PORT[=WEIGHT]", help="an API instance; repeatable")
         command.add_argument("--strategy", choices=STRATEGIES, default="round-robin",
                              help="how a backend is chosen (default: round-robin, weighted)")
@@ -355,13 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   f"of each worker is as large (default: {CONNECTIONS})")
         command.add_argument("--workers", type=_workers, default="auto",
                              help="worker processes, or auto: one per core (the default)")
-        for f in dataclasses.fields(Tuning):  # --max-fails, --fail-timeout, ...
-            kind = _non_negative if f.name == "max_fails" else positive(
-                int if f.type == "int" else float)
-            command.add_argument(f"--{f.name.replace('_', '-')}", type=kind,
-                                 metavar="N" if f.type == "int" else "SECONDS",
-                                 help=f"{f.metadata['help']} (default: "
-                                      f"{getattr(DEFAULTS, f.name):g})")
+        add_tuning_arguments(command)  # --max-fails, --fail-timeout, ... as lab.lb has them
     for command in (start_cmd, render_cmd, stop_cmd, status_cmd):
         command.add_argument("--run-dir", default=RUN_DIR, metavar="DIR",
                              help="where the config, pid file, logs and temp dirs go, "
@@ -370,9 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _start_or_render(args: argparse.Namespace) -> None:
-    tuning = dataclasses.replace(DEFAULTS, **{
-        f.name: getattr(args, f.name) for f in dataclasses.fields(Tuning)
-        if getattr(args, f.name) is not None})
+    tuning = tuning_from_arguments(args)
     listen = args.port if args.port is not None else lab_settings.load().nginx_port
     options = dict(port=listen, strategy=args.strategy, connections=args.connections,
                    tuning=tuning, worker_processes=args.workers, run_dir=args.run_dir)

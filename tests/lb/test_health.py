@@ -44,6 +44,7 @@ def cause(event: Event, health: Health, clock: FakeClock) -> None:
         Event.STARTED: health.request_started,
         Event.SUCCESS: health.request_succeeded,
         Event.FAILURE: health.request_failed,
+        Event.ABANDONED: health.request_abandoned,
         Event.MAX_FAILS: health.request_failed,
         Event.CHECK_OK: health.check_passed,
         Event.CHECK_FAILED: health.check_failed,
@@ -225,3 +226,20 @@ def test_the_balancer_asks_health_and_sends_one_trial():
     assert {balancer.choose() for _ in range(4)} == {b}  # one trial at a time
     healths[a].request_succeeded()
     assert {balancer.choose() for _ in range(4)} == {a, b}
+
+
+def test_a_trial_the_client_abandoned_leaves_its_place_to_the_next_request():
+    clock = FakeClock()
+    health = Health(max_fails=1, fail_timeout=10, clock=clock)
+    health.request_failed()
+    clock.tick(10)
+    health.request_started()
+    assert health.state is State.TRIAL
+    health.request_abandoned()  # the client hung up before any answer: no verdict
+    assert health.state is State.PROBING and health.available
+    health.request_started()
+    health.request_succeeded()
+    assert health.state is State.UP
+    health.request_started()
+    health.request_abandoned()  # in service, an abandoned request changes nothing
+    assert health.state is State.UP and repr(health) == "Health(UP, fail_timeout=10)"

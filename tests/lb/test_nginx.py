@@ -26,7 +26,8 @@ from aiohttp import web
 
 from lab import processes, settings
 from lab.lb import nginx
-from lab.lb.nginx import DEFAULTS, ERROR_MESSAGES, Backend, Tuning, parse_backend, render
+from lab.lb.nginx import render
+from lab.lb.tuning import DEFAULTS, ERROR_MESSAGES, Backend, Tuning, parse_backend
 
 TIMEOUT = 10  # seconds: no test waits longer for any one thing
 try:
