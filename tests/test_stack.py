@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -175,3 +176,34 @@ def test_up_with_both_balancers_puts_lab_lb_in_front_too_and_its_instances_take_
     assert done.returncode == 0 and done.stdout.count("stopped") == 5, done.stdout
     assert "lab.lb: stopped" in done.stdout and "killed" not in done.stdout
     assert not any(processes.alive(pid) for pid in pids)
+
+
+def test_the_readme_walkthrough_runs_as_written(stack, repo_root):
+    """The challenge-4 block of README.md, line by line, with this test's ports and run dir."""
+    text = (repo_root / "README.md").read_text()
+    section = text.split("### Challenge 4: scalability and load balancing", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    assert lines[0] == "make services"  # already done for the tests
+    ports = {"8001": stack.api_ports[0], "8080": stack.lb_port, "8081": stack.nginx_port}
+    out = []
+    for line in lines[1:]:
+        command = line.replace(".venv/bin/python", sys.executable)
+        for readme_port, port in ports.items():
+            command = command.replace(f"127.0.0.1:{readme_port}", f"127.0.0.1:{port}")
+        if " -m lab up" in command or " -m lab down" in command:
+            command += f" --run-dir {stack.run_dir}"
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                              env=stack.env, timeout=120)
+        assert done.returncode == 0, (line, done.stderr)
+        out.append(done.stdout)
+    up, through_lab, through_nginx, first, second, status, down = out
+    assert up.count("  (pid ") == 5 and up.startswith("migrations: ")
+    for answers in (through_lab, through_nginx):
+        names = sorted(re.findall(r"X-Instance: (api-\d)", answers))
+        assert names == ["api-1", "api-1", "api-2", "api-2", "api-3", "api-3"], answers
+    assert re.search(r"X-Cache: (MISS|HIT)", first), first  # MISS, unless cached before
+    assert "X-Cache: HIT" in second, second
+    assert len(json.loads(status)["backends"]) == 3
+    assert down.count("stopped") == 5 and stack.pids() == []
