@@ -56,8 +56,9 @@ def components(s: lab_settings.Settings) -> list[Component]:
                   "lab.db"),
         Component("load balancer", f"python -m lab.lb --port {s.lb_port} --backend HOST:PORT ...",
                   s.lb_port, 4, "lab.lb"),
-        # NGINX is the comparison for lab.lb: it arrives with it, started by the benchmarks.
-        Component("NGINX (compared with lab.lb)", "started by python -m bench",
+        # NGINX is the comparison for lab.lb, in front of the same backends.
+        Component("NGINX (compared with lab.lb)",
+                  f"python -m lab.lb.nginx start --port {s.nginx_port} --backend HOST:PORT ...",
                   s.nginx_port, 4, "lab.lb"),
         Component("whole stack", "python -m lab up | python -m lab down", None, 4, "lab"),
         Component("queue", "python -m lab.queue worker|relay|topology", None, 5, "lab.queue"),
