@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, stack.StackError) as err:
         print(f"{' '.join(filter(None, (PROG, args.command)))}: {err}", file=sys.stderr)
         return 1
-    print(overview(s))
+    try:
+        print(overview(s), flush=True)
+    except BrokenPipeError:  # piped into head, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
     return 0
 
 
