@@ -35,8 +35,9 @@ def wait_until_answering(port: int, process: subprocess.Popen, timeout: float = 
 
 
 @contextlib.contextmanager
-def running(args: list[str], port: int) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def running(args: list[str], port: int,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         wait_until_answering(port, process)
         yield process

@@ -26,7 +26,6 @@ import contextlib
 import json
 import re
 import statistics
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ import pytest
 
 from bench import wrk
 from bench.registry import Comparison
-from bench.servers import free_port, wait_until_answering
+from bench.servers import free_port, running
 from lab.lb import nginx
 
 ROUNDS, SECONDS, QUICK_SECONDS = 3, 5, 1
@@ -79,22 +78,6 @@ def _post(port: int, path: str, body: dict) -> dict:
         return json.load(answer)["data"]
 
 
-@contextlib.contextmanager
-def process(args: list[str], port: int) -> Iterator[subprocess.Popen]:
-    """A server process, stopped by its PID (SIGTERM, then SIGKILL) whatever happens."""
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_answering(port, child)
-        yield child
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 @pytest.fixture(scope="module")
 def fronts(tmp_path_factory) -> Iterator[dict[str, int]]:
     """side → port: direct, lab-1, lab-2, nginx-1, nginx-2; all stopped at the end."""
@@ -102,7 +85,7 @@ def fronts(tmp_path_factory) -> Iterator[dict[str, int]]:
     ports = {name: free_port() for name in BACKENDS}
     with contextlib.ExitStack() as stack:
         for name, port in ports.items():
-            stack.enter_context(process(
+            stack.enter_context(running(
                 [sys.executable, "-m", "lab.api", "--store", "memory", "--port", str(port),
                  "--instance", name, "--no-access-log"], port))
             user = _post(port, "/users", {"name": "Ada", "email": "ada@example.com",
@@ -113,7 +96,7 @@ def fronts(tmp_path_factory) -> Iterator[dict[str, int]]:
         sides = {"direct": ports["api-1"]}
         for n in (1, 2):
             port = sides[f"lab-{n}"] = free_port()
-            stack.enter_context(process(
+            stack.enter_context(running(
                 [sys.executable, "-m", "lab.lb", "--port", str(port), "--strategy",
                  "round-robin", *(w for b in backends[:n] for w in ("--backend", b))], port))
             port = sides[f"nginx-{n}"] = free_port()

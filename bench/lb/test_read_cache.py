@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ import pytest
 from bench import wrk
 from bench.db import dataset
 from bench.registry import Comparison
-from bench.servers import free_port, redis_server, wait_until_answering
+from bench.servers import free_port, redis_server, running
 from lab import settings
 
 SCHEMA = "bench_cache"
@@ -63,21 +62,10 @@ COMPARISONS = [
 ]
 
 
-@contextlib.contextmanager
-def api(port: int, env: dict[str, str], *flags: str) -> Iterator[None]:
-    child = subprocess.Popen([sys.executable, "-m", "lab.api", "--store", "postgres",
-                              "--no-migrate", "--no-access-log", "--port", str(port), *flags],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    try:
-        wait_until_answering(port, child)
-        yield
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def api(port: int, env: dict[str, str], *flags: str):
+    """A Task API instance on the benchmark's schema, stopped by its PID at the end."""
+    return running([sys.executable, "-m", "lab.api", "--store", "postgres", "--no-migrate",
+                    "--no-access-log", "--port", str(port), *flags], port, env)
 
 
 def get(port: int, path: str) -> dict:
