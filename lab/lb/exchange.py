@@ -15,7 +15,10 @@ So the pump *keeps* what it sends while the body stays within ``REPLAY_LIMIT``
 (64 KiB: every request of the Task API); such a request can be retried in full.
 A larger one is sent on, not kept, and is never retried once a byte of it has
 gone (``retry.py``). The pump writes the body as the backend expects it:
-re-chunked if the client chunked it (``rewrite.py``).
+re-chunked if the client chunked it (``rewrite.py``). The answer is written
+in as few writes as its arrival allows: the head and the pieces of body
+already received go out together (one ``send()`` for a small answer, where
+a write per piece cost a system call each), and are flushed before any wait.
 
 Timeouts: waiting for the answer is bounded by ``read_timeout`` only once the
 whole request has been written; while the body is still on its way, the
@@ -46,6 +49,7 @@ from lab.lb.tuning import Tuning
 from lab.lb.upstream import BackendConnection, UpstreamFailure
 
 REPLAY_LIMIT = 64 * 1024  # bytes of request body kept so that the request can be sent again
+WRITE_BATCH = 64 * 1024  # answer bytes already here are joined into one write until past this
 
 
 class Exchange:
@@ -146,14 +150,28 @@ class Exchange:
         keep = self.request.keep_alive and self.body_sent and not self._draining()
         head, chunked, keep = rewrite.answer_for_client(response, self.request, keep)
         assert head is not None
-        self.client.write(encode_head(head))
         self.answer_begun = True  # from here on, nothing can be retried
-        while not isinstance(event := await self._next(conn), EndOfMessage):
-            self.client.write(encode_chunk(event.data) if chunked else event.data)
-            if self.client.needs_drain():
-                await self.client.drain()  # a slow client slows the backend, not our memory
+        # What has already arrived goes out in one write, head and body together: a small
+        # answer costs one send() to the client, not one per piece. Held bytes are written
+        # before any wait, so nothing reaches the client later than piece by piece.
+        held = [encode_head(head)]
+        held_size = 0
+        while True:
+            if not conn.ready or held_size > WRITE_BATCH:
+                self.client.write(b"".join(held))
+                held.clear()
+                held_size = 0
+                if self.client.needs_drain():
+                    await self.client.drain()  # a slow client slows the backend, not our memory
+            event = await self._next(conn)
+            if isinstance(event, EndOfMessage):
+                break
+            held.append(encode_chunk(event.data) if chunked else event.data)
+            held_size += len(event.data)
         if chunked:
-            self.client.write(LAST_CHUNK)
+            held.append(LAST_CHUNK)
+        if held:
+            self.client.write(b"".join(held))
         return keep
 
     async def _next(self, conn: BackendConnection):

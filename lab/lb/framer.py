@@ -17,9 +17,13 @@ head means (its lines, its framing, the request-smuggling defences) is
 
 Invariants. Each head line is checked as soon as its CRLF is in, so errors
 come in stream order: the same bytes give the same events and error however
-the reads split them (only ``Data`` pieces differ in size). Between feeds the
-buffer holds at most one incomplete line: body bytes go out as ``Data`` at
-once, never accumulated. After a ``ProtocolError`` the framer is dead.
+the reads split them (only ``Data`` pieces differ in size). A head that is
+here whole and within every limit is cut into lines in one go (the fast path,
+``ReceiveBuffer.head_lines``), then checked line by line in the same order;
+any other is read a line at a time, so both paths give the same result.
+Between feeds the buffer holds at most one incomplete line: body bytes go out
+as ``Data`` at once, never accumulated. After a ``ProtocolError`` the framer
+is dead.
 
 Limits: a head line longer than ``max_line_size`` (a request line: 414, any
 other line: 431), a head longer than ``max_head_size`` (431), a request body
@@ -147,8 +151,16 @@ class _Framer:
     # -- the readers: each reads what it can and says whether it made progress
 
     def _read_head(self, events: list[Event]) -> bool:
+        if not self._buf:
+            return False  # the usual end of a feed: the message is over, nothing follows
         if self._start is None:
             self._check_expected()
+            lines = self._buf.head_lines(self.max_head_size, self.max_line_size)
+            if lines is not None:  # the whole head is here, within every limit: in one go
+                self._start = self._parse_start(lines[0])
+                self._fields = [heads.parse_field(line) for line in lines[1:]]
+                self._end_head(events)
+                return True
             line = self._buf.line(self.max_line_size, *self._start_too_long)
             if line is None:
                 return False
@@ -163,6 +175,11 @@ class _Framer:
         if line:
             self._fields.append(heads.parse_field(line))
             return True
+        self._end_head(events)
+        return True
+
+    def _end_head(self, events: list[Event]) -> None:
+        """The head's empty line was read: emit the head, and read its body next."""
         head, length = self._make_head(self._start, tuple(self._fields))
         self._start, self._fields = None, []
         self._keep_alive = head.keep_alive
@@ -177,7 +194,6 @@ class _Framer:
             self._state = _State.BODY
         else:
             self._end_message(events)
-        return True
 
     def _read_chunk_size(self, events: list[Event]) -> bool:
         line = self._buf.line(self.max_line_size, 400, "chunk size line too long")

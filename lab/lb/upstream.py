@@ -77,6 +77,11 @@ class BackendConnection(asyncio.Protocol):
         return self._queued
 
     @property
+    def ready(self) -> bool:
+        """Is an event here, that ``next_event`` returns without waiting?"""
+        return bool(self._events)
+
+    @property
     def reusable(self) -> bool:
         """May it carry another request? The answer is over, and nothing says close."""
         return (self._error is None and self._transport is not None
@@ -157,14 +162,17 @@ class BackendConnection(asyncio.Protocol):
     async def next_event(self, timeout: float) -> Event:
         """The next event of the answer, waiting at most ``timeout`` seconds for bytes."""
         if not self._events and self._error is None:
-            self._waiter = self._loop.create_future()
+            self._waiter = waiter = self._loop.create_future()
+            # A timer on our own future, not asyncio.timeout: nothing to cancel but the
+            # future, and this wait comes once or more per request.
+            timer = self._loop.call_later(timeout, _time_out, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
+                await waiter
             except TimeoutError:
                 raise UpstreamFailure(Failure.TIMEOUT, "no answer within "
                                       f"{timeout:g} s") from None
             finally:
+                timer.cancel()
                 self._waiter = None  # whether woken, timed out or cancelled
         if not self._events:
             raise self._error
@@ -229,3 +237,9 @@ class BackendConnection(asyncio.Protocol):
                  else "failed" if self._error else "busy")
         return (f"BackendConnection({self.address}, {state}, requests={self.requests}, "
                 f"queued={self.queued}, {self.framer!r})")
+
+
+def _time_out(waiter: asyncio.Future) -> None:
+    """``next_event``'s timer: the wait ends with a ``TimeoutError``, unless it is over."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
