@@ -11,6 +11,7 @@ cache: the reference.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import re
 import shutil
@@ -363,6 +364,29 @@ async def test_with_redis_down_every_request_is_answered_by_the_store_quickly(
     status = (await cached.call("GET", "/cache"))[1]
     assert status["up"] is False and status["owedBump"] is True
     assert status["degraded"] >= 2 * len(PATHS) and status["errors"] >= 1
+
+
+async def test_redis_stopped_under_load_fails_no_request(both, private_redis):
+    cached, reference = both
+    expected = {path: (await reference.read(path)).status for path in PATHS}  # 404 for one
+    statuses: list[int] = []
+    sources: set[str | None] = set()
+
+    async def reader(path: str) -> None:
+        until = time.perf_counter() + 1.5
+        while time.perf_counter() < until:
+            read = await cached.read(path)
+            statuses.append(read.status)
+            sources.add(read.cache)
+            assert read.status == expected[path], (path, read)
+
+    async def stop_redis() -> None:
+        await asyncio.sleep(0.5)  # mid-run: readers are being served from Redis by now
+        await asyncio.to_thread(private_redis.stop)
+
+    await asyncio.gather(*(reader(PATHS[k % len(PATHS)]) for k in range(10)), stop_redis())
+    assert len(statuses) > 100, collections.Counter(statuses)  # really under load
+    assert {"DEGRADED"} < sources and sources & {"HIT", "L1"}, sources  # before and after
 
 
 async def test_a_restarted_redis_is_used_again_without_help(both, private_redis):
