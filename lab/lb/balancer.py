@@ -31,6 +31,7 @@ it shares this state between worker processes in a ``zone``; ``backup``,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
@@ -77,7 +78,7 @@ def _always(backend: Backend) -> bool:
     return True
 
 
-class Balancer:
+class Balancer(ABC):
     """What every policy shares: the backends, the availability test, the candidates."""
 
     def __init__(self, backends: Iterable[Backend],
@@ -90,9 +91,9 @@ class Balancer:
         self.available = available
         self._current = dict.fromkeys(self.backends, 0)  # smooth round-robin scores
 
+    @abstractmethod
     def choose(self, exclude: Collection[Backend] = ()) -> Backend | None:
         """The backend for the next request, or None if none is available."""
-        raise NotImplementedError
 
     def _candidates(self, exclude: Collection[Backend]) -> list[Backend]:
         return [b for b in self.backends if b not in exclude and self.available(b)]

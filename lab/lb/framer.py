@@ -37,6 +37,7 @@ as a message of its own (head, ``EndOfMessage``), before the final one.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
@@ -73,7 +74,7 @@ class _State(Enum):
     CLOSED = "closed"  # feed_eof() was called
 
 
-class _Framer:
+class _Framer(ABC):
     """What both directions share; a subclass parses its own start line and head."""
 
     _error_status: int | None = None  # if set, replaces every error's status
@@ -274,13 +275,14 @@ class _Framer:
         if self.max_body_size is not None and self._body_size > self.max_body_size:
             raise ProtocolError(413, "request body too large")
 
-    def _check_expected(self) -> None:
+    def _check_expected(self) -> None:  # noqa: B027 -- a hook; requests expect nothing
         """Called before a start line is read; the response side insists on a request."""
 
     _parse_start: Callable[[bytes], tuple]  # a start line -> its parts (see heads.py)
 
+    @abstractmethod
     def _make_head(self, start: tuple, headers: Headers) -> tuple[Request | Response, int]:
-        raise NotImplementedError
+        """The head event of a start line and its fields, and the body's length if known."""
 
     def __repr__(self) -> str:
         state = "failed" if self._error else self._state.value
