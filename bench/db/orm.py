@@ -47,10 +47,12 @@ violations to the API's errors -- the benchmark does not exercise them.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, FetchedValue, ForeignKey, Identity, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -108,6 +110,25 @@ class Task(Base):
 
     user: Mapped[User | None] = relationship()
     category: Mapped[Category | None] = relationship()
+
+
+class OutboxEvent(Base):
+    """The lab's transactional outbox (``0003_events.sql``): written in the same commit."""
+    __tablename__ = "outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
+    type: Mapped[str]
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    published_at: Mapped[datetime | None]
+
+
+def event(kind: str, task: Task) -> OutboxEvent:
+    """The event of a task's change: the task as the API answers it, without embeds."""
+    payload = {"id": task.id, "title": task.title, "description": task.description,
+               "status": task.status, "userId": task.user_id, "categoryId": task.category_id,
+               "createdAt": task.created_at.isoformat(), "updatedAt": task.updated_at.isoformat()}
+    return OutboxEvent(type=kind, payload=payload)
 
 
 # The task with its user and category, in the same SELECT.
@@ -174,7 +195,9 @@ class OrmTaskRepository:
                         status=fields.get("status", "pending"), user_id=fields["userId"],
                         category_id=fields.get("categoryId"))
             session.add(task)
-            await session.commit()  # INSERT ... RETURNING id, created_at, updated_at
+            await session.flush()  # INSERT ... RETURNING id, created_at, updated_at
+            session.add(event("task.created", task))  # the event, in the same transaction
+            await session.commit()
             return record(await _refresh(session, task.id))
 
     async def update_task(self, task_id: int, changes: dict[str, Any]) -> Record | None:
@@ -187,7 +210,9 @@ class OrmTaskRepository:
                 return None
             for field, value in changes.items():
                 setattr(task, _ATTRIBUTES[field], value)
-            await session.commit()  # UPDATE ... RETURNING updated_at (eager_defaults)
+            await session.flush()  # UPDATE ... RETURNING updated_at (eager_defaults)
+            session.add(event("task.updated", task))  # the event, in the same transaction
+            await session.commit()
             if {"userId", "categoryId"} & changes.keys():
                 task = await _refresh(session, task_id)  # a new foreign key, a new relationship
             return record(task)

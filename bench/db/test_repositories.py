@@ -17,7 +17,9 @@ concurrent callers (20 loops, twice the pool), for a fixed time; the figure is
 operations per second. Rounds alternate lab, orm, lab, orm ... and the median
 of three counts, so a burst of noise on a shared machine hits both alike.
 
-Like for like: before timing, each test checks that both sides answer the same
+Like for like: both sides write each created or updated task's event into
+the outbox in the same transaction (the lab in the same statement, the ORM in
+the same commit). Before timing, each test checks that both sides answer the same
 inputs with the same records (the same dict for a task; the same page and
 total; a created or updated task equal to the row as it is now stored).
 Writes keep the list's answer fixed: created tasks are ``in-progress``, and an

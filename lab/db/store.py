@@ -11,6 +11,10 @@ behaviour suite against it and the memory store. Rules:
   one query with two ``LEFT JOIN``s (no N+1); a page of tasks comes with
   its total counted beside it (``list_tasks_sql``); an insert or update returns the joined row
   through a ``WITH ... RETURNING`` CTE.
+* **Every change to a task writes its event** (``task.created``, ``task.updated``,
+  ``task.deleted``) into ``outbox`` in the same statement, so in the same
+  transaction: the event exists if and only if the change committed (challenge 5's
+  transactional outbox; ``0003_events.sql``).
 * **The database's errors, in the API's words.** A unique violation on
   ``users_email_lower_key`` is ``DuplicateEmail`` (409); a foreign key
   violation names the column (``UnknownReference``, 400); a database that is
@@ -40,6 +44,10 @@ _TASK_COLUMNS = {"title": "title", "description": "description", "status": "stat
                  "userId": "user_id", "categoryId": "category_id"}
 _USER_COLUMNS = {"name": "name", "email": "email"}
 _FOREIGN_KEYS = {"tasks_user_id_fkey": "userId", "tasks_category_id_fkey": "categoryId"}
+# The event's payload: the task as the API answers it, without the embedded user and category.
+_TASK_PAYLOAD = """jsonb_build_object('id', t.id, 'title', t.title, 'description', t.description,
+    'status', t.status, 'userId', t.user_id, 'categoryId', t.category_id,
+    'createdAt', t.created_at, 'updatedAt', t.updated_at)"""
 
 
 class PostgresStore(Store):
@@ -126,7 +134,7 @@ class PostgresStore(Store):
     async def create_task(self, fields: dict[str, Any]) -> Record:
         row = await self._write_task(
             "INSERT INTO tasks (title, description, status, user_id, category_id) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            "VALUES ($1, $2, $3, $4, $5) RETURNING *", "task.created",
             fields, fields["title"], fields.get("description", ""),
             fields.get("status", "pending"), fields["userId"], fields.get("categoryId"))
         return _task(row)
@@ -134,11 +142,16 @@ class PostgresStore(Store):
     async def update_task(self, task_id: int, changes: dict[str, Any]) -> Record | None:
         sets, args = _assignments(changes, _TASK_COLUMNS, first=2)
         row = await self._write_task(f"UPDATE tasks SET {sets} WHERE id = $1 RETURNING *",
-                                     changes, task_id, *args)
+                                     "task.updated", changes, task_id, *args)
         return None if row is None else _task(row)
 
     async def delete_task(self, task_id: int) -> bool:
-        return await self._delete("tasks", task_id)
+        row = await self._fetchrow(
+            "WITH t AS (DELETE FROM tasks WHERE id = $1 RETURNING id), "
+            "e AS (INSERT INTO outbox (type, payload) "
+            "      SELECT 'task.deleted', jsonb_build_object('id', t.id) FROM t) "
+            "SELECT count(*) AS n FROM t", task_id)
+        return row["n"] == 1
 
     async def list_tasks(self, query: TaskQuery) -> Page:
         sql, args = list_tasks_sql(query)
@@ -149,12 +162,21 @@ class PostgresStore(Store):
         items = [_task(r) for r in rows if r["id"] is not None]
         return Page(items, total, query.page * query.limit < total)
 
-    async def _write_task(self, sql: str, fields: dict[str, Any],
+    async def _write_task(self, sql: str, event: str, fields: dict[str, Any],
                           *args: Any) -> asyncpg.Record | None:
-        """An INSERT or UPDATE ... RETURNING *, answered with the joined row, in one query."""
+        """An INSERT or UPDATE ... RETURNING *, and its event in the outbox, in one statement.
+
+        Answered with the joined row. One statement is one transaction: the task's
+        change and its event commit together or not at all (the transactional outbox),
+        and a change that touched no row (a missing id) writes no event.
+        """
+        assert event in ("task.created", "task.updated"), event  # a fixed name, not input
         try:
             return await self._fetchrow(
-                f"WITH t AS ({sql}) SELECT {_TASK} FROM t {_JOINS}", *args)
+                f"WITH t AS ({sql}), "
+                f"e AS (INSERT INTO outbox (type, payload) SELECT '{event}', {_TASK_PAYLOAD} "
+                f"      FROM t) "
+                f"SELECT {_TASK} FROM t {_JOINS}", *args)
         except asyncpg.ForeignKeyViolationError as error:
             field = _FOREIGN_KEYS.get(error.constraint_name or "", "userId")
             raise UnknownReference(field, fields[field]) from None
