@@ -29,6 +29,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -76,6 +77,37 @@ def _log_level(name: str, value: str) -> str:
     if level not in _LOG_LEVELS:
         raise ValueError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
     return level
+
+
+# An AMQP short string, the names as an operator types them: no spaces, and not "amq.",
+# which RabbitMQ reserves for its own exchanges (declaring one is ACCESS_REFUSED).
+_AMQP_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
+
+
+def _amqp_name(name: str, value: str) -> str:
+    if not _AMQP_NAME.fullmatch(value) or value.startswith("amq."):
+        raise ValueError(f"{name} must be an exchange or queue name of letters, digits and "
+                         f"'_.:-' (1..255, not starting with 'amq.'), got {value!r}")
+    return value
+
+
+# Seconds with at most millisecond precision: RabbitMQ takes x-message-ttl in whole ms, and
+# six digits (11.5 days) keep it far below the broker's 2**32 ms ceiling.
+_DELAY = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,3})?")
+
+
+def _delays(name: str, value: str) -> tuple[float, ...]:
+    wrong = (f"{name} must be growing delays in seconds, comma-separated, each above 0 "
+             f"with at most 3 decimals, like 1,5,25; got {value!r}")
+    parts = [part.strip() for part in value.split(",")]
+    if not all(_DELAY.fullmatch(part) for part in parts):
+        raise ValueError(wrong)
+    delays = tuple(float(part) for part in parts)
+    # Strictly growing: a backoff, and one queue name per delay (two equal delays would
+    # name the same retry queue).
+    if delays[0] <= 0 or any(a >= b for a, b in pairwise(delays)):
+        raise ValueError(wrong)
+    return delays
 
 
 def _url(schemes: tuple[str, ...], example: str, *, needs_path: bool = False) -> Callable:
@@ -126,6 +158,12 @@ class Settings:
     test_database_owner_url: str = _setting(_postgres)
     redis_url: str = _setting(_redis)
     rabbitmq_url: str = _setting(_amqp)
+    # Challenge 5's RabbitMQ topology (lab/queue/topology.py): a topic exchange for task
+    # events, the work queue bound to it, one retry queue per delay, the dead-letter queue.
+    queue_exchange: str = _setting(_amqp_name)
+    queue_work: str = _setting(_amqp_name)
+    queue_retry_delays: tuple[float, ...] = _setting(_delays)  # seconds, one per retry
+    queue_dead_letter: str = _setting(_amqp_name)
     cache_port: int = _setting(_port)  # python -m lab.cache serve
     api_port: int = _setting(_port)  # python -m lab.api (the first instance)
     lb_port: int = _setting(_port)  # python -m lab.lb

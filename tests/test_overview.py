@@ -24,7 +24,7 @@ def test_overview_lists_every_command_and_port(capsys, lab_settings) -> None:
         f"python -m lab.api --port {lab_settings.api_port} --store memory|postgres",
         "python -m lab.db migrate|status|seed|explain",
         f"python -m lab.lb --port {lab_settings.lb_port} --backend HOST:PORT ...",
-        "python -m lab.queue worker|relay|topology",
+        "python -m lab.queue topology",
         "python -m lab up | python -m lab down",
         "python -m bench",
     ]:

@@ -34,6 +34,9 @@ def test_defaults_come_from_env_example(checkout: Path) -> None:
     assert s.rabbitmq_url == "amqp://guest:guest@127.0.0.1:5672/"
     assert (s.cache_port, s.api_port, s.lb_port, s.nginx_port) == (6380, 8001, 8080, 8081)
     assert s.log_level == "INFO"
+    assert (s.queue_exchange, s.queue_work, s.queue_dead_letter) == (
+        "lab.tasks", "lab.tasks.work", "lab.tasks.dead")
+    assert s.queue_retry_delays == (1.0, 5.0, 25.0)
 
 
 def test_env_example_lists_every_setting() -> None:
@@ -118,6 +121,37 @@ def test_a_bad_url_names_the_variable_but_not_the_password(
 def test_a_bad_log_level(checkout: Path) -> None:
     with pytest.raises(ValueError, match=r"^LOG_LEVEL must be"):
         load({"LOG_LEVEL": "LOUD"}, checkout)
+
+
+@pytest.mark.parametrize(("value", "delays"), [
+    ("1,5,25", (1.0, 5.0, 25.0)),
+    ("0.2, 0.4", (0.2, 0.4)),
+    ("30", (30.0,)),
+    ("0.001,999999.999", (0.001, 999999.999)),
+])
+def test_retry_delays_in_seconds(checkout: Path, value: str, delays: tuple) -> None:
+    assert load({"QUEUE_RETRY_DELAYS": value}, checkout).queue_retry_delays == delays
+
+
+@pytest.mark.parametrize("value", [
+    "", "0", "0.0004", "5,1", "1,1", "1.2345", "-1", "1;5", "1,,5", "abc", "nan", "inf",
+    "1e3", "1000000", "+1", "1,5,",
+])
+def test_bad_retry_delays(checkout: Path, value: str) -> None:
+    with pytest.raises(ValueError, match=r"^QUEUE_RETRY_DELAYS must be growing delays"):
+        load({"QUEUE_RETRY_DELAYS": value}, checkout)
+
+
+@pytest.mark.parametrize("name", ["QUEUE_EXCHANGE", "QUEUE_WORK", "QUEUE_DEAD_LETTER"])
+@pytest.mark.parametrize("value", ["", "amq.tasks", "two words", "x" * 256, "tâches", "a/b"])
+def test_bad_queue_names(checkout: Path, name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be an exchange or queue name"):
+        load({name: value}, checkout)
+
+
+def test_queue_names_may_use_dots_dashes_colons(checkout: Path) -> None:
+    s = load({"QUEUE_WORK": "app-1:tasks.work_q", "QUEUE_EXCHANGE": "x" * 255}, checkout)
+    assert s.queue_work == "app-1:tasks.work_q" and s.queue_exchange == "x" * 255
 
 
 def test_a_missing_setting_is_named(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Challenge 5: task events through RabbitMQ -- topology, outbox relay, consumer (aiormq)."""
