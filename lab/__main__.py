@@ -62,9 +62,7 @@ def components(s: lab_settings.Settings) -> list[Component]:
                   f"python -m lab.lb.nginx start --port {s.nginx_port} --backend HOST:PORT ...",
                   s.nginx_port, 4, "lab.lb"),
         Component("whole stack", "python -m lab up | python -m lab down", None, 4, "lab"),
-        # Challenge 5 is being built: the topology and the relay are here, the worker next.
-        Component("queue", "python -m lab.queue topology|relay  (worker: coming)", None, 5,
-                  "lab.queue"),
+        Component("queue", "python -m lab.queue topology|relay|worker", None, 5, "lab.queue"),
         Component("benchmarks", "python -m bench  (results in bench/results/)", None, 1, "bench"),
     ]
 

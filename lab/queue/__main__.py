@@ -9,8 +9,12 @@ arguments: PRECONDITION_FAILED) is one line on stderr and exit 1.
 ``relay`` publishes the outbox's rows with publisher confirms
 (``lab/queue/relay.py``) until SIGTERM or SIGINT, then exits 0. It does not exit
 when PostgreSQL or RabbitMQ is unreachable: it logs one line, backs off and tries
-again, since a relay that gives up would leave events unpublished. The worker
-(``worker``) comes next.
+again, since a relay that gives up would leave events unpublished.
+
+``worker`` consumes the work queue (``lab/queue/worker.py``): manual ack after the
+effect committed, retries and the dead-letter queue, publisher confirms before each
+ack; it reconnects after an outage and exits 0 on SIGTERM or SIGINT once the
+deliveries it started are done.
 
 A bad flag is one line and exit 2.
 """
@@ -24,9 +28,13 @@ import signal
 import sys
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from lab import settings as lab_settings
 from lab.cli import OneLineParser, loop_factory, positive
 from lab.queue import relay as outbox_relay
+from lab.queue import worker as queue_worker
+from lab.queue.handler import FailureRate
 from lab.queue.topology import ROUTING_KEY, Topology, TopologyError, apply, plan_from
 
 PROG = "python -m lab.queue"
@@ -48,12 +56,21 @@ def postgres_url(text: str) -> str:
     return text
 
 
+def failure_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=(
         "Challenge 5 on RabbitMQ: task events through a topic exchange to a work queue, "
-        "retried with growing delays, dead-lettered for good. This release has "
-        "'topology' and 'relay' (the outbox publisher); the 'worker' (the consumer) "
-        "comes next."))
+        "retried with growing delays, dead-lettered for good: 'topology' declares it, "
+        "'relay' publishes the outbox, 'worker' consumes."))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     topology = commands.add_parser(
         "topology", help="declare the exchange and queues (idempotent), print them",
@@ -92,7 +109,61 @@ def build_parser() -> argparse.ArgumentParser:
                        type=str.upper, default=None,
                        help="DEBUG logs a line per batch; INFO a summary every few seconds "
                             "(default: LOG_LEVEL)")
+    worker = commands.add_parser(
+        "worker", help="consume the work queue: ack after commit, retry, dead-letter",
+        description="Consume QUEUE_WORK (RabbitMQ, RABBITMQ_URL) with manual ack: each "
+                    "event's effect is one PostgreSQL transaction (DATABASE_URL) with its "
+                    "idempotency key, acked after the commit; an invalid message goes to the "
+                    "dead-letter queue, a failed one to the next retry queue (then the "
+                    "dead-letter queue), each copy confirmed before the ack. Reconnects "
+                    "after an outage; SIGTERM or SIGINT stops consuming, finishes the "
+                    "deliveries started, gives back the others and exits 0.")
+    worker.add_argument("--prefetch", metavar="N", type=positive(int),
+                        default=queue_worker.PREFETCH,
+                        help="basic_qos prefetch_count: unacked deliveries held at once "
+                             "(default: %(default)s)")
+    worker.add_argument("--concurrency", metavar="N", type=positive(int),
+                        default=queue_worker.CONCURRENCY,
+                        help="deliveries handled at once (default: %(default)s)")
+    worker.add_argument("--failure-rate", metavar="P", type=failure_rate, default=0.0,
+                        help="fail this share of attempts (0..1), to watch retries and the "
+                             "dead-letter queue (default: %(default)s)")
+    worker.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
+                        help="write effects here instead of DATABASE_URL")
+    worker.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
+                        help="consume here instead of RABBITMQ_URL")
+    worker.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        type=str.upper, default=None,
+                        help="INFO logs each retry and dead letter (default: LOG_LEVEL)")
     return parser
+
+
+async def check_schema(database_url: str) -> None:
+    """A database without challenge 5's tables is a mistake to report, not an outage to
+    wait out; a database that cannot be reached is left to the worker, which waits."""
+    try:
+        conn = await asyncpg.connect(database_url, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return  # unreachable now: the worker logs it and retries until it answers
+    try:
+        if await conn.fetchval("SELECT to_regclass('processed_messages')") is None:
+            raise TopologyError("the database has no processed_messages table: run "
+                                "'python -m lab.db migrate' first")
+    finally:
+        await conn.close()
+
+
+async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: str,
+                     topology: Topology) -> None:
+    await check_schema(database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)  # started deliveries finish first
+    worker = queue_worker.Worker(rabbitmq_url, database_url, topology,
+                                 prefetch=args.prefetch, concurrency=args.concurrency,
+                                 fail=FailureRate(args.failure_rate))
+    await worker.run(stop)
 
 
 async def run_relay(args: argparse.Namespace, database_url: str, rabbitmq_url: str,
@@ -119,14 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = lab_settings.load()
         url = args.rabbitmq_url or settings.rabbitmq_url
-        if args.command == "relay":
+        if args.command in ("relay", "worker"):
             logging.getLogger("aiormq").propagate = False  # the relay logs the outage once
             logging.basicConfig(level=args.log_level or settings.log_level, stream=sys.stderr,
                                 format="%(asctime)s %(name)s %(levelname)s %(message)s")
+            run = run_relay if args.command == "relay" else run_worker
             # uvloop when installed: about a fifth more events/s with confirms on this machine.
             with asyncio.Runner(loop_factory=loop_factory("auto")[1]) as runner:
-                runner.run(run_relay(args, args.database_url or settings.database_url, url,
-                                     plan_from(settings)))
+                runner.run(run(args, args.database_url or settings.database_url, url,
+                               plan_from(settings)))
             return 0
         asyncio.run(apply(url, plan_from(settings), report=lambda line: print(line, flush=True)))
     except (TopologyError, ValueError) as exc:  # ValueError: a bad setting

@@ -260,7 +260,6 @@ async def test_a_conflict_on_the_cli_is_one_line_and_exit_1(names, channel) -> N
 @pytest.mark.parametrize("args", [
     ["topology", "--bogus"],
     ["topology", "--rabbitmq-url", "http://127.0.0.1:5672/"],
-    ["worker"],  # not built yet
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(args: list[str]) -> None:
     result = cli(*args)
