@@ -349,12 +349,14 @@ def test_a_bad_flag_is_one_line_and_exit_2(args) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("where", ["rabbitmq", "postgresql"])
-async def test_the_cli_waits_out_an_outage_and_exits_0_on_sigterm(owner, app_url,
-                                                                  where) -> None:
+async def test_the_cli_waits_out_an_outage_and_exits_0_on_sigterm(owner, app_url, where,
+                                                                  names, channel) -> None:
+    # Its own names (deleted with `channel`): with only PostgreSQL gone, the relay does
+    # reach RabbitMQ and declares its topology there.
     await owner.execute(INSERT_SQL, 5)
     url = ("--rabbitmq-url=amqp://guest:guest@127.0.0.1:1/" if where == "rabbitmq"
            else "--database-url=postgresql://lab_app:secret-pw@127.0.0.1:1/lab_test")
-    process = start(url, env=env_for(DATABASE_URL=app_url))
+    process = start(url, env=env_for(names, DATABASE_URL=app_url))
     try:
         await asyncio.sleep(1.5)
         assert process.poll() is None  # still running

@@ -64,16 +64,31 @@ async def owner(migrated_public, owner_url):
 
 
 @pytest.fixture
-def names() -> settings.Settings:
+async def names():
+    """Settings with this test's own names; whatever was declared under them (by the
+    test, or by a worker that re-declared it) is deleted at the end."""
     prefix = f"test.{uuid.uuid4().hex[:12]}"
-    return dataclasses.replace(settings.load(), queue_exchange=f"{prefix}.tasks",
+    made = dataclasses.replace(settings.load(), queue_exchange=f"{prefix}.tasks",
                                queue_work=f"{prefix}.work", queue_retry_delays=DELAYS,
                                queue_dead_letter=f"{prefix}.dead")
+    try:
+        yield made
+    finally:
+        t = topo.plan_from(made)
+        async with asyncio.timeout(TIMEOUT):
+            connection = await aiormq.connect(made.rabbitmq_url)
+            try:
+                cleanup = await connection.channel()
+                for queue in t.queues:
+                    await cleanup.queue_delete(queue.name)  # no error if it never existed
+                await cleanup.exchange_delete(t.exchange.name)
+            finally:
+                await connection.close()
 
 
 @pytest.fixture
 async def channel(names):
-    """A confirm-mode channel, the test's topology declared; all of it deleted at the end."""
+    """A confirm-mode channel, the test's topology declared (``names`` deletes it)."""
     t = topo.plan_from(names)
     async with asyncio.timeout(TIMEOUT):
         connection = await aiormq.connect(names.rabbitmq_url)
@@ -81,12 +96,8 @@ async def channel(names):
         await topo.declare(ch, t)
     try:
         yield ch
-    finally:
-        cleanup = await connection.channel()
+    finally:  # the queues and the exchange go with `names`
         async with asyncio.timeout(TIMEOUT):
-            for queue in t.queues:
-                await cleanup.queue_delete(queue.name)
-            await cleanup.exchange_delete(t.exchange.name)
             await connection.close()
 
 
