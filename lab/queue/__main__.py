@@ -153,13 +153,19 @@ async def check_schema(database_url: str) -> None:
         await conn.close()
 
 
-async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: str,
-                     topology: Topology) -> None:
-    await check_schema(database_url)
+def stop_on_signal() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set: the loop finishes its work in flight, then stops."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)  # started deliveries finish first
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: str,
+                     topology: Topology) -> None:
+    await check_schema(database_url)
+    stop = stop_on_signal()  # started deliveries finish first
     worker = queue_worker.Worker(rabbitmq_url, database_url, topology,
                                  prefetch=args.prefetch, concurrency=args.concurrency,
                                  fail=FailureRate(args.failure_rate))
@@ -168,10 +174,7 @@ async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: 
 
 async def run_relay(args: argparse.Namespace, database_url: str, rabbitmq_url: str,
                     topology: Topology) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)  # the batch in flight finishes first
+    stop = stop_on_signal()  # the batch in flight finishes first
     relay = outbox_relay.Relay(database_url, rabbitmq_url, topology,
                                batch_size=args.batch_size, interval=args.interval,
                                confirm_timeout=args.confirm_timeout)

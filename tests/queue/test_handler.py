@@ -37,16 +37,6 @@ def event(task_id: int = 7) -> events.TaskEvent:
 
 
 @pytest.fixture
-async def owner(migrated_public, owner_url):
-    conn = await asyncpg.connect(owner_url)
-    try:  # as the owner: the API's role may not TRUNCATE
-        await conn.execute("TRUNCATE processed_messages, notifications RESTART IDENTITY")
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def conns(owner, app_url):
     """Two connections as the API's role: two workers."""
     made = [await asyncpg.connect(app_url) for _ in range(2)]

@@ -19,7 +19,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import aiormq
-import asyncpg
 import pytest
 
 from lab import settings
@@ -51,16 +50,6 @@ class Running:
         async with asyncio.timeout(TIMEOUT):
             await self.task  # run() returns; it raises only on a bug
         return self.worker
-
-
-@pytest.fixture
-async def owner(migrated_public, owner_url):
-    conn = await asyncpg.connect(owner_url)
-    try:  # as the owner: the API's role may not TRUNCATE
-        await conn.execute("TRUNCATE processed_messages, notifications RESTART IDENTITY")
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
