@@ -85,9 +85,12 @@ class Unroutable(Exception):
     """The broker returned a ``mandatory`` message: no queue was bound for its routing key."""
 
 
-# What an unreachable, restarting or refusing PostgreSQL or RabbitMQ raises.
+# What an unreachable, restarting or refusing PostgreSQL or RabbitMQ raises. A channel
+# the broker closed while the relay sat idle (a restart between two batches) is found
+# only at the next publish: aiormq's ChannelInvalidStateError, a RuntimeError.
 OUTAGE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-          aiormq.exceptions.AMQPError, TopologyError, Unreachable, Unroutable)
+          aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
+          TopologyError, Unreachable, Unroutable)
 
 
 class Relay:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -27,9 +26,9 @@ from lab.queue import topology as topo
 from lab.queue.handler import FailureRate
 from lab.queue.lifecycle import State
 from lab.queue.worker import Worker
+from tests.queue.conftest import DELAYS
 
 TIMEOUT = 20  # seconds: no test waits longer for any one thing
-DELAYS = (0.1, 0.2)
 
 
 class Running:
@@ -52,46 +51,16 @@ class Running:
         return self.worker
 
 
-@pytest.fixture
-async def names():
-    """Settings with this test's own names; whatever was declared under them (by the
-    test, or by a worker that re-declared it) is deleted at the end."""
-    prefix = f"test.{uuid.uuid4().hex[:12]}"
-    made = dataclasses.replace(settings.load(), queue_exchange=f"{prefix}.tasks",
-                               queue_work=f"{prefix}.work", queue_retry_delays=DELAYS,
-                               queue_dead_letter=f"{prefix}.dead")
-    try:
-        yield made
-    finally:
-        t = topo.plan_from(made)
-        async with asyncio.timeout(TIMEOUT):
-            connection = await aiormq.connect(made.rabbitmq_url)
-            try:
-                cleanup = await connection.channel()
-                for queue in t.queues:
-                    await cleanup.queue_delete(queue.name)  # no error if it never existed
-                await cleanup.exchange_delete(t.exchange.name)
-            finally:
-                await connection.close()
-
-
-@pytest.fixture
-async def channel(names):
-    """A confirm-mode channel, the test's topology declared (``names`` deletes it)."""
-    t = topo.plan_from(names)
-    async with asyncio.timeout(TIMEOUT):
-        connection = await aiormq.connect(names.rabbitmq_url)
-        ch = await connection.channel(publisher_confirms=True)
-        await topo.declare(ch, t)
-    try:
-        yield ch
-    finally:  # the queues and the exchange go with `names`
-        async with asyncio.timeout(TIMEOUT):
-            await connection.close()
-
-
 def worker(names, app_url, **options) -> Running:
     return Running(Worker(names.rabbitmq_url, app_url, topo.plan_from(names), **options))
+
+
+def cli_env(names, database_url: str) -> dict[str, str]:
+    """The environment of a ``python -m lab.queue`` child on the test's names."""
+    return dict(os.environ, QUEUE_EXCHANGE=names.queue_exchange, QUEUE_WORK=names.queue_work,
+                QUEUE_DEAD_LETTER=names.queue_dead_letter,
+                QUEUE_RETRY_DELAYS=",".join(map(str, names.queue_retry_delays)),
+                DATABASE_URL=database_url)
 
 
 def body(task_id: int = 7) -> tuple[str, bytes]:
@@ -183,6 +152,10 @@ async def test_a_message_that_always_fails_is_tried_then_dead_lettered(owner, ap
     assert headers["x-death-reason"] == "delivery_limit"
     assert "HandlerFailure" in headers["x-error"]
     assert m.header.properties.message_id == message_id and m.body == data
+    # The broker's own record of each wait, kept on every copy: one entry per retry queue.
+    deaths = {d["queue"]: d for d in headers["x-death"]}
+    assert set(deaths) == {q.name for q in topo.plan_from(names).retries}
+    assert {d["reason"] for d in deaths.values()} == {"expired"}
     assert await notifications(owner) == 0  # every attempt rolled back
 
 
@@ -250,6 +223,53 @@ async def test_postgresql_down_gives_the_message_back(owner, names, channel):
     assert set(w.outcomes) == {State.REQUEUED}  # neither retried nor dead-lettered
     assert await depth(channel, names.queue_work) == 1
     assert await depth(channel, names.queue_dead_letter) == 0
+
+
+async def test_a_copy_the_broker_cannot_route_leaves_the_message_in_the_queue(
+        owner, app_url, names, channel):
+    # The first retry queue is deleted under the worker: the copy comes back (mandatory,
+    # basic.return), so the original must not be acked -- it is given back, after a pause.
+    running = worker(names, app_url, fail=FailureRate(1.0), nack_pause=0.05).start()
+
+    async def consuming():
+        return (await channel.queue_declare(names.queue_work, passive=True)).consumer_count == 1
+    await until(consuming)  # declared by the worker too: delete it only now
+    await channel.queue_delete(topo.plan_from(names).retry_queue(1).name)
+    message_id, data = body()
+    await publish(channel, names, data, message_id)
+
+    async def given_back_twice():
+        return running.worker.outcomes[State.REQUEUED] >= 2
+    await until(given_back_twice)
+    w = await running.stopped()
+    assert set(w.outcomes) == {State.REQUEUED}  # never counted as scheduled or dead
+    assert await depth(channel, names.queue_work) == 1
+    assert await depth(channel, names.queue_dead_letter) == 0
+
+
+async def test_a_delivery_that_outlasts_the_drain_timeout_is_redelivered(owner, app_url,
+                                                                        names, channel):
+    message_id, data = body()
+    # The test's open transaction holds the idempotency key: the worker's insert waits on it.
+    held = owner.transaction()
+    await held.start()
+    await owner.execute("INSERT INTO processed_messages (message_id) VALUES ($1)",
+                        uuid.UUID(message_id))
+    try:
+        running = worker(names, app_url, drain_timeout=0.3).start()
+        await publish(channel, names, data, message_id)
+
+        async def started():
+            return running.worker.handled == 1
+        await until(started)
+        began = time.monotonic()
+        w = await running.stopped()
+        assert time.monotonic() - began < 5  # bounded by drain_timeout, not by the lock
+    finally:
+        await held.rollback()
+    assert w.outcomes[State.PROCESSED] == 0
+    assert await depth(channel, names.queue_work) == 1  # unacked: requeued by the broker
+    assert await notifications(owner) == 0
 
 
 class Proxy:
@@ -349,9 +369,7 @@ def test_help_names_the_flags() -> None:
 
 
 async def test_the_cli_consumes_then_exits_0_on_sigterm(owner, app_url, names, channel):
-    env = dict(os.environ, QUEUE_EXCHANGE=names.queue_exchange, QUEUE_WORK=names.queue_work,
-               QUEUE_DEAD_LETTER=names.queue_dead_letter, QUEUE_RETRY_DELAYS="0.1,0.2",
-               DATABASE_URL=app_url)
+    env = cli_env(names, app_url)
     message_id, data = body()
     await publish(channel, names, data, message_id)
     process = subprocess.Popen([sys.executable, "-m", "lab.queue", "worker"],
