@@ -114,10 +114,13 @@ async def test_a_valid_event_is_applied_once_and_acked(owner, app_url, names, ch
     assert await depth(channel, names.queue_dead_letter) == 0
 
 
+@pytest.mark.parametrize("data", [b'{"type": "task.created", "version": 1}', b"not json",
+                                  b"[" * (events.MAX_EVENT_BYTES + 1)],
+                         ids=["not-an-event", "not-json", "oversized"])
 async def test_an_invalid_body_goes_to_the_dead_letter_queue_at_once(owner, app_url, names,
-                                                                     channel):
+                                                                     channel, data):
     running = worker(names, app_url).start()
-    await publish(channel, names, b'{"type": "task.created", "version": 1}', "bad-1")
+    await publish(channel, names, data, "bad-1")
 
     async def dead():
         return await depth(channel, names.queue_dead_letter) == 1
@@ -127,6 +130,7 @@ async def test_an_invalid_body_goes_to_the_dead_letter_queue_at_once(owner, app_
     headers = m.header.properties.headers
     assert headers["x-death-reason"] == "invalid" and headers["x-error"]
     assert m.header.properties.message_id == "bad-1" and m.header.properties.delivery_mode == 2
+    assert m.body == data  # kept as it came, for whoever reads the dead-letter queue
     assert w.handled == 0 and w.outcomes[State.DEAD_LETTERED] == 1
     assert await notifications(owner) == 0
     assert await depth(channel, names.queue_work) == 0
