@@ -13,6 +13,10 @@ places, both keyed by the same ids:
 
 The ratio is always lab / production. Whether lower or higher is better
 follows from the unit: times and memory want low, throughput wants high.
+
+A row with ``production=None`` has no production side (an end-to-end latency,
+or a figure the issue bounds absolutely, "≥ 5,000 events/s"): it shows the
+lab's figure alone, and its target, if any, bounds that figure, not a ratio.
 """
 
 from __future__ import annotations
@@ -29,22 +33,23 @@ class Comparison:
     component: str  # "cache": the README section the row belongs to
     operation: str  # what is measured, as a reader would say it
     lab: str  # measurement id of the lab's side
-    production: str  # measurement id of the production side
+    production: str | None  # measurement id of the production side; None: lab only
     production_name: str  # "cachetools.LRUCache", "Redis 7 (redis-server)"
     target: tuple[str, float] | None = None  # ("<=", 0.5): lab/production must be ≤ 0.5
 
-    def meets(self, ratio: float) -> bool | None:
+    def meets(self, value: float) -> bool | None:
+        """Whether ``value`` -- the ratio, or the lab's figure in a lab-only row -- is in bounds."""
         if self.target is None:
             return None
         op, bound = self.target
-        return ratio <= bound if op == "<=" else ratio >= bound
+        return value <= bound if op == "<=" else value >= bound
 
     @property
     def target_text(self) -> str:
         if self.target is None:
             return ""
         op, bound = self.target
-        return f"{'≤' if op == '<=' else '≥'} {bound:g}×"
+        return f"{'≤' if op == '<=' else '≥'} {bound:,g}{'' if self.production is None else '×'}"
 
 
 def all_comparisons() -> list[Comparison]:

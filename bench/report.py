@@ -32,8 +32,8 @@ class Row:
     production_name: str
     unit: str
     lab: float
-    production: float
-    ratio: float  # lab / production
+    production: float | None  # None in a lab-only row
+    ratio: float | None  # lab / production; None in a lab-only row
     target: str
     meets: bool | None
 
@@ -54,11 +54,17 @@ def measurements_from(benchmark_json: dict | None, recorded: list[dict]) -> dict
 def rows_from(comparisons: list[Comparison], measured: dict[str, dict]) -> list[Row]:
     rows = []
     for c in comparisons:
-        lab, production = measured.get(c.lab), measured.get(c.production)
+        lab = measured.get(c.lab)
+        lab_name = c.lab.rsplit("/", 1)[-1]
+        if c.production is None and lab is not None:  # lab only: the target bounds the figure
+            target = f"{c.target_text} {lab['unit']}" if c.target else ""
+            rows.append(Row(c.component, c.operation, lab_name, c.production_name, lab["unit"],
+                            lab["value"], None, None, target, c.meets(lab["value"])))
+            continue
+        production = measured.get(c.production) if c.production else None
         if lab is None or production is None:
             continue  # not run this time (e.g. -k selected other tests)
         ratio = lab["value"] / production["value"]
-        lab_name = c.lab.rsplit("/", 1)[-1]
         rows.append(Row(c.component, c.operation, lab_name, c.production_name, lab["unit"],
                         lab["value"], production["value"], ratio, c.target_text, c.meets(ratio)))
     return rows
@@ -111,7 +117,9 @@ def rows_of(record: dict) -> list[Row]:
     return [Row(**r) for r in record["rows"]]
 
 
-def figure(value: float, unit: str) -> str:
+def figure(value: float | None, unit: str) -> str:
+    if value is None:  # the production side of a lab-only row
+        return "—"
     if unit == "ops/s":
         return f"{value:,.0f} ops/s"
     if unit == "ns/op":
@@ -121,8 +129,10 @@ def figure(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}"
 
 
-def ratio_text(ratio: float) -> str:
+def ratio_text(ratio: float | None) -> str:
     """``1.27×``; below 0.1, two significant digits (``0.0012×``), so a small ratio is not 0."""
+    if ratio is None:  # a lab-only row
+        return "—"
     return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
 
 
@@ -184,7 +194,7 @@ def chart(record: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    rows = rows_of(record)
+    rows = [r for r in rows_of(record) if r.ratio is not None]  # lab-only rows have no bar
     labels = [f"{r.operation}: {r.lab_name} / {r.production_name}" for r in rows]
     ratios = [r.ratio for r in rows]
     colours = [LAB_BETTER if better_side(r) == "lab" else PRODUCTION_BETTER for r in rows]
@@ -197,7 +207,8 @@ def chart(record: dict, path: Path) -> Path:
         ax.text(r.ratio, i, f" {ratio_text(r.ratio)}", va="center", fontsize=8)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
-    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if 0.5 * min(ratios) <= t <= 2 * max(ratios)]
+    low, high = min(ratios, default=1.0), max(ratios, default=1.0)  # default: no bar at all
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if 0.5 * low <= t <= 2 * high]
     ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     from matplotlib.patches import Patch

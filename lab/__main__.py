@@ -5,14 +5,16 @@ command-line entry point DESIGN.md promises), so the overview stays honest as
 the challenges land, with nothing to edit here. Ports come from ``lab.settings``,
 so a port changed in ``.env`` shows up here too.
 
-``python -m lab up`` and ``down`` start and stop the whole stack at once
-(``lab/stack.py``).
+``python -m lab up`` and ``down`` start and stop the whole stack at once --
+the queue's workers and relay, the API instances, the balancers -- in the order
+``lab/stack.py`` explains.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -21,9 +23,16 @@ from urllib.parse import urlsplit
 
 from lab import settings as lab_settings
 from lab import stack
-from lab.cli import OneLineParser, positive
+from lab.cli import OneLineParser, positive, share
 
 PROG = "python -m lab"
+
+
+def count(text: str) -> int:
+    """0, 1, 2 ...: an argparse type."""
+    if not (text.isascii() and text.isdigit()):  # also refuses "-1", "+1" and " 1"
+        raise argparse.ArgumentTypeError(f"not a whole number 0 or more: {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
                      "and ports (with no command), or start and stop the whole stack.")
     commands = parser.add_subparsers(dest="command", metavar="{up,down}")
     up = commands.add_parser(
-        "up", help="start the whole stack in the background: API instances, balancers",
-        description="Start N Task API instances (API_PORT, API_PORT+1 ...) on PostgreSQL "
-                    "with the Redis read cache, and lab.lb (LB_PORT) and/or NGINX "
-                    "(NGINX_PORT) in front of them; logs in .run/stack/. Stop with 'down'.")
+        "up", help="start the whole stack in the background: queue, API instances, balancers",
+        description="Start, each once the one before is ready: with the PostgreSQL store, "
+                    "challenge 5's queue (the RabbitMQ topology declared, W workers, one "
+                    "outbox relay); N Task API instances (API_PORT, API_PORT+1 ...) with the "
+                    "Redis read cache; lab.lb (LB_PORT) and/or NGINX (NGINX_PORT) in front "
+                    "of them. Logs in .run/stack/. Stop with 'down'.")
     up.add_argument("--instances", type=positive(int), default=3,
                     help="how many API instances (default: 3)")
     up.add_argument("--balancer", choices=stack.BALANCERS, default="both",
@@ -108,24 +119,40 @@ def main(argv: list[str] | None = None) -> int:
                     help="how the balancers pick an instance (default: round-robin)")
     up.add_argument("--store", choices=("postgres", "memory"), default="postgres",
                     help="the instances' store; memory gives each instance its own data, "
-                         "so it is not a stateless stack (default: postgres)")
+                         "so it is not a stateless stack, and writes no outbox, so it "
+                         "starts no queue processes (default: postgres)")
+    up.add_argument("--workers", metavar="W", type=count, default=None,
+                    help="queue workers ('python -m lab.queue worker') consuming QUEUE_WORK, "
+                         "started with one relay ('python -m lab.queue relay') that "
+                         "publishes the outbox; 0 starts neither; needs RabbitMQ and "
+                         f"--store postgres (default: {stack.WORKERS} with postgres, "
+                         "0 with memory)")
+    up.add_argument("--failure-rate", metavar="P", type=share, default=0.0,
+                    help="each worker fails this share of attempts on purpose (0..1), to "
+                         "watch retries and the dead-letter queue (default: 0)")
     up.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                     help="the instances' Redis read cache (default: on)")
     down = commands.add_parser("down", help="stop what 'up' started",
                                description="Stop the balancers, then the API instances "
-                                           "(SIGTERM: requests in flight finish; SIGKILL "
-                                           "after 10 s).")
+                                           "(requests in flight finish), then the relay (its "
+                                           "batch in flight is published), then the workers "
+                                           "(each finishes or gives back what it holds): "
+                                           "SIGTERM, and SIGKILL after 10 s.")
     for command in (up, down):
         command.add_argument("--run-dir", type=Path, default=stack.RUN_DIR, metavar="DIR",
                              help="where the logs and the list of started processes go "
                                   "(default: .run/stack)")
     args = parser.parse_args(argv)
+    # aiormq logs a failed connection itself; with no handler configured Python would print
+    # that record to stderr too, before up's own line: the user would read the error twice.
+    logging.getLogger("aiormq").addHandler(logging.NullHandler())
     try:
         s = lab_settings.load()
         if args.command == "up":
             started = stack.up(args.instances, args.balancer, args.strategy, args.store,
-                               args.cache, args.run_dir)
-            front = next(item for item in reversed(started) if not item.name.startswith("api"))
+                               args.cache, args.run_dir, workers=args.workers,
+                               failure_rate=args.failure_rate)
+            front = next(item for item in reversed(started) if item.program in ("lab.lb", "nginx"))
             print(f"up: {len(started)} processes. Try: curl -si http://127.0.0.1:{front.port}"
                   f"/health | grep X-Instance   Stop: {PROG} down")
             return 0

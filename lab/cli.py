@@ -7,7 +7,7 @@ to test. Subcommand parsers inherit it (argparse builds them from the parent's
 class).
 
 Also the argument types and helpers every server command uses: ``port``,
-``positive(int|float)``, ``loop_factory`` (uvloop when installed),
+``positive(int|float)``, ``share`` (0 to 1), ``loop_factory`` (uvloop when installed),
 ``os_reason`` (the short cause of a socket error, for a one-line message) and
 ``run_server``, which runs a server's main coroutine and turns the failures a
 user can meet into one line and an exit status.
@@ -43,6 +43,17 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
         return value
 
     return convert
+
+
+def share(text: str) -> float:
+    """A fraction from 0 to 1 (``--failure-rate 0.3``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
 
 
 def port(text: str) -> int:

@@ -1,9 +1,11 @@
-"""``python -m lab up`` / ``down``: real processes, real PostgreSQL, Redis and NGINX.
+"""``python -m lab up`` / ``down``: real processes, real PostgreSQL, Redis, RabbitMQ and NGINX.
 
 Each test runs the command line with its own ports (``API_PORT``, ``LB_PORT``,
 ``NGINX_PORT`` in the environment, which the settings read first), its own run
-directory, and ``lab_test``'s ``public`` schema as the database; whatever it
-started is stopped in a ``finally``.
+directory, its own RabbitMQ names (``QUEUE_*``: ``test.stack.<random>.*``, deleted at
+the end with whatever was declared under them) and the test database's ``public``
+schema; whatever it started is stopped in a ``finally``. The tests of challenge 4
+start no queue processes (``--workers 0``) unless they run the README as written.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 
+import aiormq
 import asyncpg
 import pytest
 
-from lab import processes
+from lab import processes, settings
 from lab import stack as lab_stack
+from lab.queue import topology as topo
 
 pytestmark = pytest.mark.integration
 
@@ -49,17 +55,56 @@ class Stack:
     def __init__(self, run_dir: Path, owner_url: str, app_url: str, instances: int):
         *self.api_ports, self.lb_port, self.nginx_port = free_ports(instances + 2)
         self.run_dir = run_dir
-        self.env = {**os.environ, "API_PORT": str(self.api_ports[0]),
-                    "LB_PORT": str(self.lb_port), "NGINX_PORT": str(self.nginx_port),
-                    "DATABASE_URL": app_url, "DATABASE_OWNER_URL": owner_url}
+        prefix = f"test.stack.{uuid.uuid4().hex[:12]}"
+        self.topology = topo.plan(f"{prefix}.tasks", f"{prefix}.work", (0.1, 0.2),
+                                  f"{prefix}.dead")
+        self.own = {"API_PORT": str(self.api_ports[0]), "LB_PORT": str(self.lb_port),
+                    "NGINX_PORT": str(self.nginx_port), "DATABASE_URL": app_url,
+                    "DATABASE_OWNER_URL": owner_url,
+                    "QUEUE_EXCHANGE": self.topology.exchange.name,
+                    "QUEUE_WORK": self.topology.work.name, "QUEUE_RETRY_DELAYS": "0.1,0.2",
+                    "QUEUE_DEAD_LETTER": self.topology.dead_letter.name}
+        self.env = {**os.environ, **self.own}
 
     def lab(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(self.run_dir)],
                               capture_output=True, text=True, env=self.env, timeout=120)
 
-    def pids(self) -> list[int]:
+    def started(self) -> list[dict]:
         state = self.run_dir / "stack.json"
-        return [item["pid"] for item in json.loads(state.read_text())] if state.exists() else []
+        return json.loads(state.read_text()) if state.exists() else []
+
+    def pids(self) -> list[int]:
+        return [item["pid"] for item in self.started()]
+
+    def consumers(self) -> int:
+        """The work queue's consumers, as the broker counts them (a passive declare)."""
+        async def ask() -> int:
+            connection = await aiormq.connect(RABBITMQ_URL)
+            try:
+                ok = await (await connection.channel()).queue_declare(
+                    self.topology.work.name, passive=True)
+                return ok.consumer_count
+            finally:
+                await connection.close()
+        return asyncio.run(asyncio.wait_for(ask(), TIMEOUT))
+
+    def delete_queues(self) -> None:
+        """Whatever was declared under this test's names (by ``up``, a worker, the relay)."""
+        async def delete() -> None:
+            connection = await aiormq.connect(RABBITMQ_URL)
+            try:
+                channel = await connection.channel()
+                for queue in self.topology.queues:
+                    await channel.queue_delete(queue.name)  # no error if it never existed
+                await channel.exchange_delete(self.topology.exchange.name)
+            finally:
+                await connection.close()
+        asyncio.run(asyncio.wait_for(delete(), TIMEOUT))
+
+
+RABBITMQ_URL = settings.load().rabbitmq_url
+TIMEOUT = 20  # seconds: no test waits longer for any one thing
 
 
 @pytest.fixture
@@ -68,7 +113,27 @@ def stack(tmp_path, migrated_public, owner_url, app_url):
     try:
         yield made
     finally:
-        made.lab("down")
+        try:
+            made.lab("down")
+        finally:
+            made.delete_queues()
+
+
+def running_here(stack: Stack) -> list[int]:
+    """Live processes whose environment holds this test's work queue: whatever its ``up``
+    started, whether or not stack.json still lists it."""
+    mark = f"QUEUE_WORK={stack.topology.work.name}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if mark in environ and processes.alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def get(port: int, path: str) -> tuple[dict, str]:
@@ -77,7 +142,7 @@ def get(port: int, path: str) -> tuple[dict, str]:
 
 
 def test_up_starts_instances_behind_nginx_that_take_turns_and_down_stops_all(stack):
-    done = stack.lab("up", "--instances", "3", "--balancer", "nginx")
+    done = stack.lab("up", "--instances", "3", "--balancer", "nginx", "--workers", "0")
     assert done.returncode == 0, done.stderr
     for name, port in zip(("api-1", "api-2", "api-3"), stack.api_ports, strict=True):
         assert f"{name:<9} http://127.0.0.1:{port}" in done.stdout
@@ -87,7 +152,7 @@ def test_up_starts_instances_behind_nginx_that_take_turns_and_down_stops_all(sta
     assert sorted(turns) == ["api-1", "api-1", "api-2", "api-2", "api-3", "api-3"]
     assert turns[:3] != turns[3:] or len(set(turns[:3])) == 3  # round-robin: each in turn
 
-    again = stack.lab("up", "--instances", "3", "--balancer", "nginx")
+    again = stack.lab("up", "--instances", "3", "--balancer", "nginx", "--workers", "0")
     assert again.returncode == 1 and again.stderr.count("\n") == 1
     assert "already up" in again.stderr
 
@@ -98,7 +163,8 @@ def test_up_starts_instances_behind_nginx_that_take_turns_and_down_stops_all(sta
 
 
 def test_a_write_through_one_instance_is_read_by_every_instance(stack, owner_url):
-    assert stack.lab("up", "--instances", "3", "--balancer", "nginx").returncode == 0
+    assert stack.lab("up", "--instances", "3", "--balancer", "nginx",
+                     "--workers", "0").returncode == 0
     for port in stack.api_ports:  # every instance reads the list, so it is cached
         get(port, "/tasks?limit=1")
     request = urllib.request.Request(
@@ -146,7 +212,7 @@ def test_an_instance_that_never_gets_ready_stops_the_ones_already_started(
     monkeypatch.setenv("DATABASE_URL", stack.env["DATABASE_URL"].replace(":5432/", ":1/"))
     monkeypatch.setattr(lab_stack, "READY_TIMEOUT", 2.0)
     with pytest.raises(lab_stack.StackError, match=r"api-1 did not answer .* within 2 s"):
-        lab_stack.up(2, "nginx", run_dir=stack.run_dir, say=lambda line: None)
+        lab_stack.up(2, "nginx", run_dir=stack.run_dir, say=lambda line: None, workers=0)
     assert stack.pids() == []
     assert not [line for line in subprocess.run(["ps", "-eo", "stat,args"], capture_output=True,
                                                 text=True).stdout.splitlines()
@@ -154,7 +220,7 @@ def test_an_instance_that_never_gets_ready_stops_the_ones_already_started(
 
 
 def test_up_with_both_balancers_puts_lab_lb_in_front_too_and_its_instances_take_turns(stack):
-    done = stack.lab("up", "--instances", "3", "--balancer", "both")
+    done = stack.lab("up", "--instances", "3", "--balancer", "both", "--workers", "0")
     assert done.returncode == 0, done.stderr
     assert f"lab.lb    http://127.0.0.1:{stack.lb_port}" in done.stdout
     assert f"nginx     http://127.0.0.1:{stack.nginx_port}" in done.stdout
@@ -199,11 +265,128 @@ def test_the_readme_walkthrough_runs_as_written(stack, repo_root):
         assert done.returncode == 0, (line, done.stderr)
         out.append(done.stdout)
     up, through_lab, through_nginx, first, second, status, down = out
-    assert up.count("  (pid ") == 5 and up.startswith("migrations: ")
+    # Five servers, and the queue's default two workers and relay.
+    assert up.count("  (pid ") == 8 and up.startswith("migrations: ")
     for answers in (through_lab, through_nginx):
         names = sorted(re.findall(r"X-Instance: (api-\d)", answers))
         assert names == ["api-1", "api-1", "api-2", "api-2", "api-3", "api-3"], answers
     assert re.search(r"X-Cache: (MISS|HIT)", first), first  # MISS, unless cached before
     assert "X-Cache: HIT" in second, second
     assert len(json.loads(status)["backends"]) == 3
-    assert down.count("stopped") == 5 and stack.pids() == []
+    assert down.count("stopped") == 8 and stack.pids() == []
+
+
+# -- challenge 5: the queue's workers and relay in the stack ---------------------------
+
+
+def post(port: int, path: str, document: dict) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                     data=json.dumps(document).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.load(answer)["data"]
+
+
+def notifications_of(owner_url: str, task: int) -> list[str]:
+    """The worker that wrote each notification of ``task``."""
+    async def workers() -> list[str]:
+        conn = await asyncpg.connect(owner_url)
+        try:
+            return [row["worker"] for row in await conn.fetch(
+                "SELECT worker FROM notifications WHERE task_id = $1", task)]
+        finally:
+            await conn.close()
+    return asyncio.run(workers())
+
+
+def test_up_starts_workers_and_a_relay_that_turn_a_write_into_a_notification(stack, owner_url):
+    done = stack.lab("up", "--instances", "1", "--balancer", "lab", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    work, exchange = stack.topology.work.name, stack.topology.exchange.name
+    lines = [line for line in done.stdout.splitlines() if "(pid " in line]
+    assert [line.split()[0] for line in lines] == [
+        "worker-1", "worker-2", "relay", "api-1", "lab.lb"]  # consumers, producers, doors
+    assert lines[0].startswith(f"worker-1  consuming {work}  (pid ")
+    assert lines[2].startswith(f"relay     outbox -> {exchange}  (pid ")
+    started = stack.started()
+    assert [(s["name"], s["port"]) for s in started[:3]] == [
+        ("worker-1", 0), ("worker-2", 0), ("relay", 0)]
+    pids = stack.pids()
+    assert all(processes.alive(pid) for pid in pids)
+    assert stack.consumers() == 2
+
+    user = post(stack.lb_port, "/users", {"name": "Ada", "password": "secret1",
+                                          "email": f"ada.q{stack.lb_port}@example.com"})["id"]
+    task = post(stack.lb_port, "/tasks", {"title": "Tell me", "userId": user})["id"]
+    deadline = time.monotonic() + TIMEOUT  # the outbox, the relay, the queue, a worker
+    while not notifications_of(owner_url, task):
+        assert time.monotonic() < deadline, "no notification within the bounded wait"
+        time.sleep(0.1)
+    [worker] = notifications_of(owner_url, task)  # one, by a worker the stack named
+    assert worker in ("worker-1", "worker-2")
+
+    done = stack.lab("down")
+    assert done.returncode == 0, done.stderr
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == [
+        "lab.lb", "api-1", "relay", "worker-1", "worker-2"]  # up's order reversed
+    assert "killed" not in done.stdout  # each stopped on SIGTERM
+    assert not any(processes.alive(pid) for pid in pids) and running_here(stack) == []
+    assert stack.consumers() == 0
+
+
+def test_a_worker_that_exits_at_start_is_one_line_and_nothing_is_left_running(stack):
+    # The app's DATABASE_URL names a database the migrations (DATABASE_OWNER_URL) never
+    # reached: the worker refuses to consume without its tables.
+    stack.env["DATABASE_URL"] = stack.env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    done = stack.lab("up", "--instances", "1", "--balancer", "lab", "--workers", "2")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("python -m lab up: worker-1 exited at start: ")
+    assert "no processed_messages table" in done.stderr
+    assert f"(log: {stack.run_dir / 'worker-1.log'})" in done.stderr
+    assert stack.pids() == [] and running_here(stack) == []
+    assert stack.consumers() == 0
+
+
+def test_a_relay_that_cannot_connect_stops_the_workers_already_started(stack, monkeypatch):
+    # PostgreSQL is not where DATABASE_URL says: a worker consumes anyway (it gives each
+    # delivery back until the database answers), the relay never claims a batch.
+    for name, value in stack.own.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", stack.env["DATABASE_URL"].replace(":5432/", ":1/"))
+    monkeypatch.setattr(lab_stack, "READY_TIMEOUT", 3.0)
+    said = []
+    with pytest.raises(lab_stack.StackError,
+                       match=r"^relay did not connect to PostgreSQL and RabbitMQ within 3 s "
+                             r"\(log: .*relay\.log\)$"):
+        lab_stack.up(1, "lab", run_dir=stack.run_dir, say=said.append, workers=1)
+    assert [line.split()[0] for line in said] == ["migrations:", "worker-1"]
+    assert stack.pids() == [] and running_here(stack) == []
+    assert stack.consumers() == 0
+
+
+def test_rabbitmq_unreachable_is_one_line_before_anything_starts(stack):
+    stack.env["RABBITMQ_URL"] = "amqp://guest:guest@127.0.0.1:1/"
+    done = stack.lab("up", "--instances", "1", "--balancer", "lab")  # 2 workers by default
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        "python -m lab up: cannot connect to RabbitMQ at guest@127.0.0.1:1/: ")
+    assert "make services starts it" in done.stderr
+    assert "(pid " not in done.stdout and stack.pids() == [] and running_here(stack) == []
+
+
+def test_the_memory_store_refuses_workers_and_starts_none_by_default(stack):
+    done = stack.lab("up", "--instances", "1", "--balancer", "lab", "--store", "memory",
+                     "--workers", "1")
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert done.stderr == ("python -m lab up: --workers 1 needs --store postgres: the memory "
+                           "store writes no outbox, so no event would reach the queue\n")
+    assert stack.pids() == [] and running_here(stack) == []
+
+    bad = stack.lab("up", "--workers", "-1")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--workers" in bad.stderr
+
+    done = stack.lab("up", "--instances", "1", "--balancer", "lab", "--store", "memory")
+    assert done.returncode == 0, done.stderr
+    assert [item["name"] for item in stack.started()] == ["api-1", "lab.lb"]
+    assert "worker" not in done.stdout and "relay" not in done.stdout
+    assert stack.lab("down").stdout.count("stopped") == 2

@@ -11,6 +11,9 @@ arguments: PRECONDITION_FAILED) is one line on stderr and exit 1.
 when PostgreSQL or RabbitMQ is unreachable: it logs one line, backs off and tries
 again, since a relay that gives up would leave events unpublished.
 
+``status`` shows where the events are: each queue's messages, the outbox rows not
+yet published, the notifications by worker (``lab/queue/status.py``).
+
 ``worker`` consumes the work queue (``lab/queue/worker.py``): manual ack after the
 effect committed, retries and the dead-letter queue, publisher confirms before each
 ack; it reconnects after an outage and exits 0 on SIGTERM or SIGINT once the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from urllib.parse import urlsplit
@@ -31,8 +35,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from lab import settings as lab_settings
-from lab.cli import OneLineParser, loop_factory, positive
+from lab.cli import OneLineParser, loop_factory, positive, share
 from lab.queue import relay as outbox_relay
+from lab.queue import status as queue_status
 from lab.queue import worker as queue_worker
 from lab.queue.handler import FailureRate
 from lab.queue.topology import ROUTING_KEY, Topology, TopologyError, apply, plan_from
@@ -54,16 +59,6 @@ def postgres_url(text: str) -> str:
         raise argparse.ArgumentTypeError(
             "not a URL like postgresql://USER:PASSWORD@127.0.0.1:5432/DB")
     return text
-
-
-def failure_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,9 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", metavar="N", type=positive(int),
                         default=queue_worker.CONCURRENCY,
                         help="deliveries handled at once (default: %(default)s)")
-    worker.add_argument("--failure-rate", metavar="P", type=failure_rate, default=0.0,
+    worker.add_argument("--failure-rate", metavar="P", type=share, default=0.0,
                         help="fail this share of attempts (0..1), to watch retries and the "
                              "dead-letter queue (default: %(default)s)")
+    worker.add_argument("--name", default=None,
+                        help="written in each notification it applies, so 'status' can count "
+                             "the work by worker (default: worker-PID)")
     worker.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
                         help="write effects here instead of DATABASE_URL")
     worker.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
@@ -135,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         type=str.upper, default=None,
                         help="INFO logs each retry and dead letter (default: LOG_LEVEL)")
+    status = commands.add_parser(
+        "status", help="where the events are: queues, outbox, notifications by worker",
+        description="Print each queue's ready messages (and the work queue's consumers), "
+                    "the outbox rows waiting for the relay and those published, the "
+                    "idempotency keys, and the notifications counted by the worker that "
+                    "applied them. Changes nothing. Each side is read on its own: exit 1 "
+                    "if RabbitMQ or PostgreSQL could not be read (the other is shown).")
+    status.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
+                        help="read here instead of DATABASE_URL")
+    status.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
+                        help="read here instead of RABBITMQ_URL")
     return parser
 
 
@@ -168,7 +177,8 @@ async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: 
     stop = stop_on_signal()  # started deliveries finish first
     worker = queue_worker.Worker(rabbitmq_url, database_url, topology,
                                  prefetch=args.prefetch, concurrency=args.concurrency,
-                                 fail=FailureRate(args.failure_rate))
+                                 fail=FailureRate(args.failure_rate),
+                                 name=args.name or f"worker-{os.getpid()}")
     await worker.run(stop)
 
 
@@ -203,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 runner.run(run(args, args.database_url or settings.database_url, url,
                                plan_from(settings)))
             return 0
+        if args.command == "status":
+            found = asyncio.run(queue_status.gather(
+                url, args.database_url or settings.database_url, plan_from(settings)))
+            print("\n".join(queue_status.render(found)))
+            return 0 if found.ok else 1
         asyncio.run(apply(url, plan_from(settings), report=lambda line: print(line, flush=True)))
     except (TopologyError, ValueError) as exc:  # ValueError: a bad setting
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -61,7 +61,8 @@ log = logging.getLogger("lab.queue.handler")
 
 CLAIM_SQL = """INSERT INTO processed_messages (message_id) VALUES ($1)
 ON CONFLICT DO NOTHING RETURNING message_id"""
-EFFECT_SQL = "INSERT INTO notifications (message_id, event_type, task_id) VALUES ($1, $2, $3)"
+EFFECT_SQL = """INSERT INTO notifications (message_id, event_type, task_id, worker)
+VALUES ($1, $2, $3, $4)"""
 # One batch of old keys, the oldest first (processed_messages_processed_at_idx);
 # rows another cleanup holds are skipped, not waited for.
 CLEANUP_SQL = """DELETE FROM processed_messages WHERE message_id IN (
@@ -114,8 +115,10 @@ async def _connection(db: Db) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def handle(db: Db, event: TaskEvent, *, fail: FailureRate = NEVER,
+                 worker: str | None = None,
                  after_claim: Callable[[], Awaitable[None]] | None = None) -> Outcome:
     """Apply ``event``'s effect once: APPLIED, or DUPLICATE if its id was already applied.
+    ``worker`` names who applied it, in the notification.
 
     Raises HandlerFailure (injected by ``fail``) or StoreUnavailable, each with nothing
     written; other PostgreSQL errors propagate as they are. ``after_claim`` is a test
@@ -126,7 +129,7 @@ async def handle(db: Db, event: TaskEvent, *, fail: FailureRate = NEVER,
             return Outcome.DUPLICATE  # the transaction wrote nothing; its commit is a no-op
         if after_claim is not None:
             await after_claim()
-        await conn.execute(EFFECT_SQL, event.id, event.type, event.payload["id"])
+        await conn.execute(EFFECT_SQL, event.id, event.type, event.payload["id"], worker)
         if fail.strikes():  # inside the transaction, after both inserts: all rolled back
             raise HandlerFailure(f"injected failure (rate {fail.rate}) for {event.id}")
     return Outcome.APPLIED

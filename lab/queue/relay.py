@@ -208,8 +208,8 @@ class Relay:
                                   f"{redact(self.database_url)}: {_oneline(exc)}") from None
         if self._channel is None:
             self._channel = await self._connect_broker()
-            if self.failures:
-                log.info("connected again to PostgreSQL and RabbitMQ")
+            # `python -m lab up` waits for this line: the relay is ready.
+            log.info("connected%s to PostgreSQL and RabbitMQ", " again" * bool(self.failures))
         return True
 
     async def _open_channel(self) -> aiormq.abc.AbstractChannel:

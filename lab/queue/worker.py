@@ -50,7 +50,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiormq
@@ -79,6 +79,9 @@ CONNECT_TIMEOUT = 5.0
 CLOSED = (aiormq.exceptions.ChannelInvalidStateError, aiormq.exceptions.AMQPConnectionError,
           aiormq.exceptions.ChannelClosed, ConnectionError)
 
+# What stands between a delivery and its ack: the decision (None: give it back later).
+Step = Callable[[aiormq.abc.DeliveredMessage, Lifecycle], Awaitable[Decision | None]]
+
 
 class Worker:
     """Consumes ``topology.work`` until ``stop`` is set; see the module docstring."""
@@ -89,16 +92,21 @@ class Worker:
                  confirm_timeout: float = CONFIRM_TIMEOUT, nack_pause: float = NACK_PAUSE,
                  drain_timeout: float = DRAIN_TIMEOUT,
                  backoff: Callable[[int], float] = outbox.backoff,
-                 cleanup_every: float = handler.CLEANUP_EVERY):
+                 cleanup_every: float = handler.CLEANUP_EVERY, step: Step | None = None,
+                 name: str | None = None):
         if prefetch < 1 or concurrency < 1:
             raise ValueError(f"prefetch and concurrency must be at least 1, "
                              f"got {prefetch} and {concurrency}")
         self.rabbitmq_url, self.database_url = rabbitmq_url, database_url
         self.topology = topology
         self.prefetch, self.concurrency, self.fail = prefetch, concurrency, fail
+        self.name = name  # written in each notification: who applied it
         self.confirm_timeout, self.nack_pause = confirm_timeout, nack_pause
         self.drain_timeout, self.cleanup_every = drain_timeout, cleanup_every
         self._backoff = backoff
+        # decode + handler.handle by default. bench/queue passes a step that decides
+        # "processed" at once, to time the consume -> life cycle -> ack machinery alone.
+        self._step = step or self._decide
         self.retry_queues = [queue.name for queue in topology.retries]
         self.outcomes: collections.Counter[State] = collections.Counter()  # final states
         self.handled = 0  # handler runs (attempts), whatever their outcome
@@ -116,9 +124,9 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; outages are logged and waited out."""
-        log.info("consuming %s at %s (prefetch %d, concurrency %d), effects in %s",
-                 self.topology.work.name, where(self.rabbitmq_url), self.prefetch,
-                 self.concurrency, redact(self.database_url))
+        log.info("%s: starting on %s at %s (prefetch %d, concurrency %d), effects in %s",
+                 self.name or "worker", self.topology.work.name, where(self.rabbitmq_url),
+                 self.prefetch, self.concurrency, redact(self.database_url))
         self._pool = await create_pool(self.database_url, max_size=self.concurrency + 1)
         retention = handler.retention_for([q.delay or 0.0 for q in self.topology.retries])
         cleanup_stop = asyncio.Event()
@@ -182,6 +190,8 @@ class Worker:
 
         consumer = await channel.basic_consume(self.topology.work.name, on_message,
                                                no_ack=False, timeout=CONNECT_TIMEOUT)
+        # `python -m lab up` waits for this line: the worker is ready.
+        log.info("%s: consuming %s", self.name or "worker", self.topology.work.name)
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(self._handle_from(channel, inbox))
                        for _ in range(self.concurrency)]
@@ -223,7 +233,7 @@ class Worker:
         life = Lifecycle(tag)
         decision = None
         try:
-            decision = await self._decide(message, life)
+            decision = await self._step(message, life)
             if decision is None:  # PostgreSQL unavailable: give it back, after a pause
                 await asyncio.sleep(self.nack_pause)
                 await channel.basic_nack(tag, requeue=True)
@@ -250,7 +260,8 @@ class Worker:
         life.fire(Event.VALID)
         self.handled += 1
         try:
-            await handler.handle(self._pool, event, fail=self.fail)  # APPLIED or DUPLICATE
+            await handler.handle(self._pool, event, fail=self.fail,
+                                 worker=self.name)  # APPLIED or DUPLICATE
         except StoreUnavailable as exc:
             log.warning("%s; message %s goes back to the queue in %g s", exc, event.id,
                         self.nack_pause)
@@ -271,8 +282,10 @@ class Worker:
                     await self._publish_copy(channel, message, decision)
                 except (aiormq.exceptions.DeliveryError, aiormq.exceptions.PublishError,
                         TimeoutError) as exc:  # refused, returned, or no confirm in time
-                    log.warning("the copy to %s was not confirmed (%s); requeueing",
-                                decision.publish_to, type(exc).__name__)
+                    log.warning("the copy to %s was not confirmed (%s); the message goes "
+                                "back to the queue in %g s", decision.publish_to,
+                                type(exc).__name__, self.nack_pause)
+                    await asyncio.sleep(self.nack_pause)  # a missing queue: do not spin
                     await channel.basic_nack(tag, requeue=True)
                     life.fire(Event.NACK_SENT)
                     return

@@ -55,11 +55,12 @@ async def counts(owner) -> tuple[int, int]:
 
 async def test_the_first_delivery_applies_and_the_second_is_a_duplicate(owner, conns):
     e = event(7)
-    assert await handle(conns[0], e) is Outcome.APPLIED
-    assert await handle(conns[0], e) is Outcome.DUPLICATE
-    assert await handle(conns[1], e) is Outcome.DUPLICATE  # another worker: the same
-    rows = await owner.fetch("SELECT message_id, event_type, task_id FROM notifications")
-    assert [tuple(r) for r in rows] == [(uuid.UUID(e.id), "task.deleted", 7)]
+    assert await handle(conns[0], e, worker="worker-1") is Outcome.APPLIED
+    assert await handle(conns[0], e, worker="worker-1") is Outcome.DUPLICATE
+    assert await handle(conns[1], e, worker="worker-2") is Outcome.DUPLICATE  # the same
+    rows = await owner.fetch("SELECT message_id, event_type, task_id, worker "
+                             "FROM notifications")
+    assert [tuple(r) for r in rows] == [(uuid.UUID(e.id), "task.deleted", 7, "worker-1")]
     assert await counts(owner) == (1, 1)
 
 

@@ -101,7 +101,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_valid_event_is_applied_once_and_acked(owner, app_url, names, channel):
-    running = worker(names, app_url).start()
+    running = worker(names, app_url, name="worker-7").start()
     message_id, data = body()
     await publish(channel, names, data, message_id)
 
@@ -110,6 +110,7 @@ async def test_a_valid_event_is_applied_once_and_acked(owner, app_url, names, ch
     await until(done)
     w = await running.stopped()
     assert w.outcomes[State.PROCESSED] == 1 and w.handled == 1
+    assert await owner.fetchval("SELECT worker FROM notifications") == "worker-7"
     assert await depth(channel, names.queue_work) == 0  # acked, not waiting
     assert await depth(channel, names.queue_dead_letter) == 0
 
