@@ -290,7 +290,11 @@ class Worker:
                     life.fire(Event.NACK_SENT)
                     return
             elif event is Event.ACK_SENT:
-                await channel.basic_ack(tag)  # last: the broker forgets the message now
+                # Last: the broker forgets the message now. An ack has no reply, and
+                # wait=False does not wait for the frame to reach the socket: if it never
+                # does, the channel is gone and the broker redelivers -- the duplicate the
+                # idempotency key absorbs, the same as a crash just before the ack.
+                await channel.basic_ack(tag, wait=False)
             life.fire(event)
         if decision.publish_to is not None:
             log.log(logging.INFO if decision.outcome is State.RETRY_SCHEDULED
