@@ -86,9 +86,9 @@ class Window:
         return self.last - self.first
 
 
-async def ack_only(message: object, life: Lifecycle) -> Decision:
-    """The bare step: no decode, no effect -- straight to the ack."""
-    return PROCESSED
+async def ack_only(messages: list, lives: list[Lifecycle]) -> list[Decision]:
+    """The bare step: no decode, no effect -- straight to the acks."""
+    return [PROCESSED] * len(messages)
 
 
 class TimedWorker(lab_worker.Worker):
@@ -98,11 +98,12 @@ class TimedWorker(lab_worker.Worker):
         super().__init__(*args, **kwargs)
         self.window = window
 
-    async def deliver(self, channel, message) -> Lifecycle:
+    async def deliver(self, channel, messages) -> list[Lifecycle]:
         self.window.delivered()
-        life = await super().deliver(channel, message)
-        self.window.acked()
-        return life
+        lives = await super().deliver(channel, messages)
+        for _ in lives:
+            self.window.acked()
+        return lives
 
 
 async def run_lab(pipeline: str, window: Window, rabbitmq_url: str, database_url: str,

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", metavar="N", type=positive(int),
                         default=queue_worker.CONCURRENCY,
                         help="deliveries handled at once (default: %(default)s)")
+    worker.add_argument("--batch", metavar="N", type=positive(int),
+                        default=queue_worker.BATCH,
+                        help="deliveries at most whose effects go to PostgreSQL in one "
+                             "statement; 1 gives each its own (default: %(default)s)")
     worker.add_argument("--failure-rate", metavar="P", type=share, default=0.0,
                         help="fail this share of attempts (0..1), to watch retries and the "
                              "dead-letter queue (default: %(default)s)")
@@ -177,6 +181,7 @@ async def run_worker(args: argparse.Namespace, database_url: str, rabbitmq_url: 
     stop = stop_on_signal()  # started deliveries finish first
     worker = queue_worker.Worker(rabbitmq_url, database_url, topology,
                                  prefetch=args.prefetch, concurrency=args.concurrency,
+                                 batch=args.batch,
                                  fail=FailureRate(args.failure_rate),
                                  name=args.name or f"worker-{os.getpid()}")
     await worker.run(stop)

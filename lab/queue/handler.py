@@ -58,16 +58,24 @@ from datetime import timedelta
 import asyncpg
 
 from lab.api.store import StoreUnavailable
-from lab.db.pool import unavailable
+from lab.db.pool import DOWN, unavailable
 from lab.queue.events import TaskEvent
 
 log = logging.getLogger("lab.queue.handler")
 
-APPLY_SQL = """WITH claim AS (
-    INSERT INTO processed_messages (message_id) VALUES ($1)
+# A batch of events in one statement: the arrays are the events' ids, types and task ids.
+# DISTINCT ON: a message delivered twice within one batch is claimed once. ORDER BY: two
+# batches that share ids take their key locks in the same order, so they cannot deadlock.
+APPLY_SQL = """WITH incoming AS (
+    SELECT DISTINCT ON (message_id) message_id, event_type, task_id
+    FROM unnest($1::uuid[], $2::text[], $3::integer[]) AS m (message_id, event_type, task_id)
+    ORDER BY message_id),
+claim AS (
+    INSERT INTO processed_messages (message_id)
+    SELECT message_id FROM incoming ORDER BY message_id
     ON CONFLICT DO NOTHING RETURNING message_id)
 INSERT INTO notifications (message_id, event_type, task_id, worker)
-SELECT message_id, $2, $3, $4 FROM claim
+SELECT message_id, event_type, task_id, $4 FROM incoming JOIN claim USING (message_id)
 RETURNING message_id"""
 # One batch of old keys, the oldest first (processed_messages_processed_at_idx);
 # rows another cleanup holds are skipped, not waited for.
@@ -130,20 +138,75 @@ async def handle(db: Db, event: TaskEvent, *, fail: FailureRate = NEVER,
     written; other PostgreSQL errors propagate as they are. ``after_claim`` is a test
     hook, awaited inside a transaction right after the key and the effect were inserted.
     """
-    args = (event.id, event.type, event.payload["id"], worker)
-    failing = fail.strikes()
+    [outcome] = await handle_many(db, [event], fail=fail, worker=worker,
+                                  after_claim=after_claim)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def handle_many(db: Db, events: Sequence[TaskEvent], *, fail: FailureRate = NEVER,
+                      worker: str | None = None,
+                      after_claim: Callable[[], Awaitable[None]] | None = None,
+                      ) -> list[Outcome | Exception]:
+    """Each event's effect, once; an outcome per event, in order: APPLIED, DUPLICATE, or the
+    exception that failed that event (nothing of it written).
+
+    The events go in **one statement**: one round trip and one commit for the batch,
+    which is where a worker's time goes. An event ``fail`` strikes runs alone, in a
+    transaction rolled back after both inserts. If the batch's statement fails (an
+    event PostgreSQL refuses), each event is tried alone, so only the guilty one fails.
+    StoreUnavailable (PostgreSQL unreachable) is raised for the whole batch.
+    """
+    outcomes: list[Outcome | Exception | None] = [None] * len(events)
+    striking = [fail.strikes() for _ in events]
+    alone = [i for i in range(len(events)) if striking[i] or after_claim is not None]
+    together = [i for i in range(len(events)) if i not in alone]
     async with unavailable(), _connection(db) as conn:
-        if not failing and after_claim is None:  # the usual path: one statement, one trip
-            applied = await conn.fetchval(APPLY_SQL, *args)
-            return Outcome.DUPLICATE if applied is None else Outcome.APPLIED
-        async with conn.transaction():  # the statement's effects, held until the end
-            if await conn.fetchval(APPLY_SQL, *args) is None:
-                return Outcome.DUPLICATE  # the transaction wrote nothing; its commit is a no-op
-            if after_claim is not None:
-                await after_claim()
-            if failing:  # after both inserts, inside the transaction: all rolled back
-                raise HandlerFailure(f"injected failure (rate {fail.rate}) for {event.id}")
-    return Outcome.APPLIED
+        for i in alone:
+            try:
+                async with conn.transaction():  # the statement's effects, held until the end
+                    if not await _apply(conn, [events[i]], worker):
+                        outcomes[i] = Outcome.DUPLICATE  # nothing written; a no-op commit
+                        continue
+                    if after_claim is not None:
+                        await after_claim()
+                    if striking[i]:  # after both inserts, inside the transaction
+                        raise HandlerFailure(f"injected failure (rate {fail.rate}) "
+                                             f"for {events[i].id}")
+                    outcomes[i] = Outcome.APPLIED
+            except HandlerFailure as exc:  # the rollback took the key with the effect
+                outcomes[i] = exc
+        try:
+            applied = await _apply(conn, [events[i] for i in together], worker)
+        except DOWN:
+            raise  # the database, not an event: StoreUnavailable for the batch
+        except asyncpg.PostgresError:  # an event the statement refused: find which
+            for i in together:
+                try:
+                    applied = await _apply(conn, [events[i]], worker)
+                except DOWN:
+                    raise
+                except asyncpg.PostgresError as exc:
+                    outcomes[i] = exc
+                else:
+                    outcomes[i] = Outcome.APPLIED if applied else Outcome.DUPLICATE
+        else:
+            for i in together:  # the first of two copies in one batch applies, not the second
+                first = events[i].id in applied
+                applied.discard(events[i].id)
+                outcomes[i] = Outcome.APPLIED if first else Outcome.DUPLICATE
+    return outcomes  # type: ignore[return-value]  # every slot is filled above
+
+
+async def _apply(conn: asyncpg.Connection, events: Sequence[TaskEvent],
+                 worker: str | None) -> set[str]:
+    """APPLY_SQL for ``events``; the ids it applied (the others were duplicates)."""
+    if not events:
+        return set()
+    rows = await conn.fetch(APPLY_SQL, [e.id for e in events], [e.type for e in events],
+                            [e.payload["id"] for e in events], worker)
+    return {str(row["message_id"]) for row in rows}
 
 
 def retention_for(delays: Sequence[float], margin: timedelta = RETENTION_MARGIN) -> timedelta:

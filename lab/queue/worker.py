@@ -3,11 +3,11 @@
 One delivery, in order (``lifecycle.py`` is the table, ``decide`` the choice)::
 
     basic.deliver -> decode + read_attempt --invalid--> copy to the DLQ --+
-                  -> handler.handle (one PostgreSQL transaction)           |
+                  -> handler.handle_many (one PostgreSQL statement)        |
                        ok / duplicate -> basic_ack                         |
                        error -> copy to retry queue k, or the DLQ --------+-> confirm -> basic_ack
 
-**Ack after commit.** ``basic_ack`` is sent only once the handler's transaction has
+**Ack after commit.** ``basic_ack`` is sent only once the handler's statement has
 committed: a worker that dies before the ack has its message redelivered, and
 ``processed_messages`` makes the second run a no-op. **Confirm before ack.** A copy
 (retry or dead letter: same body, same ``message_id``, persistent, the decision's
@@ -21,10 +21,15 @@ neither retried nor dead-lettered: after ``nack_pause`` seconds (so that a worke
 whose database is down does not spin through the queue at full speed, redelivering
 each message to itself) the delivery is nacked with ``requeue=True``.
 
-Concurrency. aiormq runs the consumer callback as a task per delivery; here the
-callback only puts the message in an ``asyncio.Queue`` and ``concurrency`` handler
-tasks, owned by a TaskGroup, take from it: at most that many deliveries are handled
-at once, and ``prefetch_count`` bounds how many wait. On SIGTERM (``stop``) the
+Concurrency and batches. aiormq runs the consumer callback as a task per delivery;
+here the callback only puts the message in an ``asyncio.Queue`` and ``concurrency``
+handler tasks, owned by a TaskGroup, take from it, each what is waiting there at that
+moment, up to ``batch`` deliveries: their effects go to PostgreSQL in one statement
+(``handler.handle_many``) -- one round trip and one commit for all of them, where one
+per message would be most of a delivery's cost -- then each is acked (or copied,
+then acked) on its own. A handler task never waits for a batch to fill: under a light
+load a batch is one delivery, so batching adds no latency. ``prefetch_count`` bounds
+how many deliveries wait. On SIGTERM (``stop``) the
 worker sends ``basic_cancel``, nacks (requeue) what it holds but has not started,
 lets the started deliveries finish for up to ``drain_timeout`` seconds, then closes;
 anything still unacked is requeued by the broker when the channel closes.
@@ -38,8 +43,9 @@ again; the broker redelivers every unacked message. The cleanup of old
 What aio-pika does instead: ``connect_robust`` reconnects and re-declares queues and
 consumers by itself, and ``async with message.process():`` acks when the block exits
 normally and rejects (``requeue=False`` by default) on an exception -- the retry, the
-headers and the confirm before the ack would still be the caller's. Here each of
-those steps is a line to read. Not handled: a message that crashes the process
+headers and the confirm before the ack would still be the caller's; and one message per
+``process()`` block means one transaction per message, where this worker batches.
+Here each of those steps is a line to read. Not handled: a message that crashes the process
 before ``decide`` runs is redelivered forever (quorum queues' ``x-delivery-limit``
 would stop it); no per-message timeout on the handler beyond PostgreSQL's own.
 """
@@ -69,7 +75,8 @@ from lab.settings import redact
 log = logging.getLogger("lab.queue.worker")
 
 PREFETCH = 20  # unacked deliveries the broker may hand this worker at once
-CONCURRENCY = 10  # deliveries handled at once
+CONCURRENCY = 10  # handler tasks: batches of deliveries handled at once
+BATCH = 20  # deliveries at most whose effects go in one statement (1: one per statement)
 CONFIRM_TIMEOUT = 10.0  # seconds for the broker to confirm a copy
 NACK_PAUSE = 1.0  # seconds before giving back a delivery PostgreSQL could not take
 DRAIN_TIMEOUT = 10.0  # seconds for started deliveries to finish on SIGTERM
@@ -79,8 +86,9 @@ CONNECT_TIMEOUT = 5.0
 CLOSED = (aiormq.exceptions.ChannelInvalidStateError, aiormq.exceptions.AMQPConnectionError,
           aiormq.exceptions.ChannelClosed, ConnectionError)
 
-# What stands between a delivery and its ack: the decision (None: give it back later).
-Step = Callable[[aiormq.abc.DeliveredMessage, Lifecycle], Awaitable[Decision | None]]
+# What stands between deliveries and their acks: a decision each (None: give it back later).
+Step = Callable[[list[aiormq.abc.DeliveredMessage], list[Lifecycle]],
+                Awaitable[list[Decision | None]]]
 
 
 class Worker:
@@ -93,23 +101,25 @@ class Worker:
                  drain_timeout: float = DRAIN_TIMEOUT,
                  backoff: Callable[[int], float] = outbox.backoff,
                  cleanup_every: float = handler.CLEANUP_EVERY, step: Step | None = None,
-                 name: str | None = None):
-        if prefetch < 1 or concurrency < 1:
-            raise ValueError(f"prefetch and concurrency must be at least 1, "
-                             f"got {prefetch} and {concurrency}")
+                 name: str | None = None, batch: int = BATCH):
+        if prefetch < 1 or concurrency < 1 or batch < 1:
+            raise ValueError(f"prefetch, concurrency and batch must be at least 1, "
+                             f"got {prefetch}, {concurrency} and {batch}")
         self.rabbitmq_url, self.database_url = rabbitmq_url, database_url
         self.topology = topology
         self.prefetch, self.concurrency, self.fail = prefetch, concurrency, fail
+        self.batch = batch
         self.name = name  # written in each notification: who applied it
         self.confirm_timeout, self.nack_pause = confirm_timeout, nack_pause
         self.drain_timeout, self.cleanup_every = drain_timeout, cleanup_every
         self._backoff = backoff
-        # decode + handler.handle by default. bench/queue passes a step that decides
+        # decode + handler.handle_many by default. bench/queue passes a step that decides
         # "processed" at once, to time the consume -> life cycle -> ack machinery alone.
         self._step = step or self._decide
         self.retry_queues = [queue.name for queue in topology.retries]
         self.outcomes: collections.Counter[State] = collections.Counter()  # final states
         self.handled = 0  # handler runs (attempts), whatever their outcome
+        self.batches = 0  # handle_many calls: statements of effects, for ``handled`` events
         self.failures = 0  # connection failures in a row
         self.sessions = 0  # connections that got as far as consuming
         self._pool: Any = None
@@ -119,7 +129,7 @@ class Worker:
         counts = ", ".join(f"{s.name}={n}" for s, n in sorted(self.outcomes.items(),
                                                               key=lambda i: i[0].name))
         return (f"<Worker prefetch={self.prefetch} concurrency={self.concurrency} "
-                f"handled={self.handled} [{counts}] "
+                f"handled={self.handled} in {self.batches} batches [{counts}] "
                 f"broker={'up' if self._channel is not None else 'down'}>")
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -223,53 +233,82 @@ class Worker:
 
     async def _handle_from(self, channel: aiormq.abc.AbstractChannel,
                            inbox: asyncio.Queue[Any]) -> None:
-        while (message := await inbox.get()) is not None:
-            await self.deliver(channel, message)
+        """Take what waits in the inbox, up to ``batch`` deliveries, and deliver them
+        together; until the "no more" marker (None)."""
+        more = True
+        while more:
+            batch = []
+            message = await inbox.get()
+            while message is not None:
+                batch.append(message)
+                if len(batch) == self.batch or inbox.empty():
+                    break
+                message = inbox.get_nowait()
+            more = message is not None
+            if batch:
+                await self.deliver(channel, batch)
 
     async def deliver(self, channel: aiormq.abc.AbstractChannel,
-                      message: aiormq.abc.DeliveredMessage) -> Lifecycle:
-        """Take one delivery through its life cycle to ACKED or REQUEUED."""
-        tag = message.delivery.delivery_tag
-        life = Lifecycle(tag)
-        decision = None
+                      messages: list[aiormq.abc.DeliveredMessage]) -> list[Lifecycle]:
+        """Take deliveries through their life cycles, each to ACKED or REQUEUED: their
+        effects in one statement, then each one's ack (or copy, then ack)."""
+        lives = [Lifecycle(m.delivery.delivery_tag) for m in messages]
+        decisions: list[Decision | None] = [None] * len(messages)
         try:
-            decision = await self._step(message, life)
-            if decision is None:  # PostgreSQL unavailable: give it back, after a pause
+            decisions = await self._step(messages, lives)
+            if None in decisions:  # PostgreSQL unavailable: give them back, after a pause
                 await asyncio.sleep(self.nack_pause)
-                await channel.basic_nack(tag, requeue=True)
-                life.fire(Event.NACK_SENT)
-            else:
-                await self._carry_out(channel, message, decision, life)
+            for message, decision, life in zip(messages, decisions, lives, strict=True):
+                if decision is None:
+                    await channel.basic_nack(life.delivery_tag, requeue=True)
+                    life.fire(Event.NACK_SENT)
+                else:
+                    await self._carry_out(channel, message, decision, life)
         except CLOSED:
-            life.fire(Event.CHANNEL_CLOSED)
-        acked = life.state is State.ACKED and decision is not None
-        # Counted by the state before the ack (PROCESSED, RETRY_SCHEDULED, DEAD_LETTERED).
-        self.outcomes[decision.outcome if acked else State.REQUEUED] += 1
-        return life
+            for life in lives:
+                if life.state not in (State.ACKED, State.REQUEUED):
+                    life.fire(Event.CHANNEL_CLOSED)
+        for decision, life in zip(decisions, lives, strict=True):
+            acked = life.state is State.ACKED and decision is not None
+            # Counted by the state before the ack (PROCESSED, RETRY_SCHEDULED, DEAD_LETTERED).
+            self.outcomes[decision.outcome if acked else State.REQUEUED] += 1
+        return lives
 
-    async def _decide(self, message: aiormq.abc.DeliveredMessage,
-                      life: Lifecycle) -> Decision | None:
-        """The decision for this delivery; None if PostgreSQL could not be reached."""
+    async def _decide(self, messages: list[aiormq.abc.DeliveredMessage],
+                      lives: list[Lifecycle]) -> list[Decision | None]:
+        """A decision for each delivery; None for each if PostgreSQL could not be reached."""
         places = {"retry_queues": self.retry_queues,
                   "dead_letter": self.topology.dead_letter.name}
-        try:
-            event = decode(message.body)
-            attempt = read_attempt(message.header.properties.headers)
-        except InvalidEvent as exc:
-            return decide(valid=False, reason=exc.reason, **places)
-        life.fire(Event.VALID)
-        self.handled += 1
-        try:
-            await handler.handle(self._pool, event, fail=self.fail,
-                                 worker=self.name)  # APPLIED or DUPLICATE
+        decisions: list[Decision | None] = [None] * len(messages)
+        valid = {}  # index -> (event, attempt)
+        for i, (message, life) in enumerate(zip(messages, lives, strict=True)):
+            try:
+                event = decode(message.body)
+                attempt = read_attempt(message.header.properties.headers)
+            except InvalidEvent as exc:
+                decisions[i] = decide(valid=False, reason=exc.reason, **places)
+                continue
+            life.fire(Event.VALID)
+            valid[i] = event, attempt
+        if not valid:
+            return decisions
+        self.handled += len(valid)
+        self.batches += 1
+        try:  # APPLIED or DUPLICATE each, or the exception that failed it
+            outcomes = await handler.handle_many(
+                self._pool, [event for event, _ in valid.values()], fail=self.fail,
+                worker=self.name)
         except StoreUnavailable as exc:
-            log.warning("%s; message %s goes back to the queue in %g s", exc, event.id,
+            log.warning("%s; %d messages go back to the queue in %g s", exc, len(valid),
                         self.nack_pause)
-            return None
-        except Exception as exc:  # HandlerFailure, or any error of the effect
-            return decide(valid=True, handler_ok=False, attempt=attempt,
-                          reason=f"{type(exc).__name__}: {exc}", **places)
-        return decide(valid=True, handler_ok=True, attempt=attempt, **places)
+            return [d if i not in valid else None for i, d in enumerate(decisions)]
+        for (i, (_, attempt)), outcome in zip(valid.items(), outcomes, strict=True):
+            if isinstance(outcome, Exception):  # HandlerFailure, or any error of the effect
+                decisions[i] = decide(valid=True, handler_ok=False, attempt=attempt,
+                                      reason=f"{type(outcome).__name__}: {outcome}", **places)
+            else:
+                decisions[i] = decide(valid=True, handler_ok=True, attempt=attempt, **places)
+        return decisions
 
     async def _carry_out(self, channel: aiormq.abc.AbstractChannel,
                          message: aiormq.abc.DeliveredMessage, decision: Decision,

@@ -22,6 +22,7 @@ from lab.queue.handler import (
     Outcome,
     cleanup,
     handle,
+    handle_many,
     retention_for,
     run_cleanup,
 )
@@ -118,6 +119,40 @@ async def test_two_workers_on_the_same_message_apply_it_once(owner, conns, app_u
         assert isinstance(results[0], HandlerFailure) and results[1] is Outcome.APPLIED
     else:
         assert results == [Outcome.APPLIED, Outcome.DUPLICATE]
+    assert await counts(owner) == (1, 1)
+
+
+async def test_a_batch_applies_each_event_once_in_one_statement(owner, conns):
+    a, b = event(1), event(2)
+    assert await handle_many(conns[0], [a], worker="w") == [Outcome.APPLIED]
+    # a again (applied before), b twice in the same batch: only b's first copy applies.
+    assert await handle_many(conns[0], [a, b, b], worker="w") == [
+        Outcome.DUPLICATE, Outcome.APPLIED, Outcome.DUPLICATE]
+    rows = await owner.fetch("SELECT task_id, worker FROM notifications ORDER BY task_id")
+    assert [tuple(r) for r in rows] == [(1, "w"), (2, "w")]
+    assert await counts(owner) == (2, 2)
+
+
+async def test_in_a_batch_only_the_event_that_fails_is_left_undone(owner, conns):
+    draws = iter([0.9, 0.1, 0.9])  # rate 0.5: the second event's attempt fails
+    fail = FailureRate(0.5, random=lambda: next(draws))
+    a, b, c = event(1), event(2), event(3)
+    outcomes = await handle_many(conns[0], [a, b, c], fail=fail)
+    assert outcomes[0] is Outcome.APPLIED and outcomes[2] is Outcome.APPLIED
+    assert isinstance(outcomes[1], HandlerFailure)
+    assert await counts(owner) == (2, 2)  # b's key rolled back with its effect
+    assert await handle(conns[0], b) is Outcome.APPLIED  # so its retry applies
+
+
+async def test_an_event_the_statement_refuses_fails_alone_and_the_others_apply(owner, conns):
+    # A task id past PostgreSQL's integer: the batch's statement cannot run, so each event
+    # is tried alone, and only that one fails.
+    good, bad = event(1), event(1)
+    bad = events.TaskEvent(bad.id, bad.type, bad.version, bad.occurred_at, bad.source,
+                           {"id": 2**40})
+    outcomes = await handle_many(conns[0], [good, bad])
+    assert outcomes[0] is Outcome.APPLIED
+    assert isinstance(outcomes[1], asyncpg.DataError)
     assert await counts(owner) == (1, 1)
 
 

@@ -199,6 +199,25 @@ async def test_two_workers_share_200_events_each_applied_once(owner, app_url, na
     assert await depth(channel, names.queue_work) == 0
 
 
+async def test_what_waits_is_applied_in_batches_each_event_once(owner, app_url, names,
+                                                               channel):
+    ids = []
+    for n in range(100):
+        message_id, data = body(n + 1)
+        ids.append(message_id)
+        await publish(channel, names, data, message_id)
+    running = worker(names, app_url, prefetch=50, concurrency=1, batch=20).start()
+
+    async def all_applied():
+        return await notifications(owner) == 100
+    await until(all_applied)
+    w = await running.stopped()
+    assert w.handled == 100 and w.outcomes[State.PROCESSED] == 100
+    assert 100 / 20 <= w.batches < 100  # several a statement, never more than 20
+    rows = await owner.fetch("SELECT message_id::text AS id FROM notifications")
+    assert sorted(r["id"] for r in rows) == sorted(ids)
+
+
 async def test_stopping_gives_back_what_was_not_started(owner, app_url, names, channel):
     for n in range(50):
         message_id, data = body(n + 1)
@@ -350,7 +369,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args", [["--bogus"], ["--prefetch", "0"], ["--concurrency", "x"],
-                                  ["--failure-rate", "1.5"]])
+                                  ["--batch", "0"], ["--failure-rate", "1.5"]])
 def test_a_bad_flag_is_one_line_and_exit_2(args) -> None:
     result = cli("worker", *args)
     assert result.returncode == 2
@@ -369,7 +388,7 @@ def test_a_database_without_the_tables_is_one_line_and_exit_1(owner_url) -> None
 def test_help_names_the_flags() -> None:
     result = cli("worker", "--help")
     assert result.returncode == 0
-    for word in ("--prefetch", "--concurrency", "--failure-rate", "SIGTERM"):
+    for word in ("--prefetch", "--concurrency", "--batch", "--failure-rate", "--name", "SIGTERM"):
         assert word in result.stdout, word
 
 
