@@ -390,3 +390,55 @@ def test_the_memory_store_refuses_workers_and_starts_none_by_default(stack):
     assert [item["name"] for item in stack.started()] == ["api-1", "lab.lb"]
     assert "worker" not in done.stdout and "relay" not in done.stdout
     assert stack.lab("down").stdout.count("stopped") == 2
+
+
+def test_the_challenge_5_walkthrough_runs_as_written(stack, repo_root, owner_url):
+    """The challenge-5 block of README.md as one bash script, with this test's ports, run
+    dir and queue names, retry delays of 0.1 and 0.2 s, and ``sleep 3`` for ``sleep 35``."""
+    async def empty() -> None:
+        conn = await asyncpg.connect(owner_url)
+        try:
+            await conn.execute("TRUNCATE processed_messages, notifications, outbox")
+        finally:
+            await conn.close()
+    asyncio.run(empty())
+    text = (repo_root / "README.md").read_text()
+    section = text.split("### Challenge 5: queues and asynchronous processing", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    assert lines[0] == "make services"  # already done for the tests
+    script = ["set -eo pipefail"]
+    for n, line in enumerate(lines[1:]):
+        command = (line.replace(".venv/bin/python", sys.executable)
+                   .replace("127.0.0.1:8080", f"127.0.0.1:{stack.lb_port}")
+                   .replace(".run/stack/", f"{stack.run_dir}/")
+                   .replace("sleep 35", "sleep 3"))
+        if " -m lab up" in command or " -m lab down" in command:
+            command += f" --run-dir {stack.run_dir}"
+        script += [f"echo '@@@ {n}'", command]
+    done = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, text=True,
+                          env=stack.env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = re.split(r"@@@ \d+\n", done.stdout)[1:]
+    up, before, _, _, shared, retries, _, _, after, down = out
+    work, dead = stack.topology.work.name, stack.topology.dead_letter.name
+    assert up.count("  (pid ") == 6  # two workers, the relay, two instances, lab.lb
+    assert re.search(rf"{re.escape(work)}\s+0 ready, 2 consumers", before), before
+    assert re.search(r"notifications\s+\d+: worker-1 \d+, worker-2 \d+", shared), shared
+    assert f"-> {work}.retry." in retries and "injected failure" in retries, retries
+    applied = int(re.search(r"notifications\s+(\d+)", after).group(1))
+    parked = int(re.search(rf"{re.escape(dead)}\s+(\d+) ready", after).group(1))
+    assert applied + parked == 200, after  # every task: applied once, or dead-lettered
+    assert re.search(rf"{re.escape(work)}\s+0 ready, 1 consumer\b", after), after
+    assert re.search(r"outbox\s+0 waiting", after), after
+
+    async def effects() -> tuple[int, int]:
+        conn = await asyncpg.connect(owner_url)
+        try:
+            return tuple(await conn.fetchrow(
+                "SELECT count(*), count(DISTINCT task_id) FROM notifications"))
+        finally:
+            await conn.close()
+    assert asyncio.run(effects()) == (applied, applied)  # none applied twice
+    assert down.count("stopped") == 5  # worker-1 was already gone

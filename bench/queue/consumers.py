@@ -9,7 +9,7 @@ The sides, each set up as its users would:
 
 * ``lab``: ``lab.queue.worker.Worker`` on aiormq, as ``python -m lab.queue worker``
   runs it: its event loop choice (``loop_factory("auto")``: uvloop, installed here),
-  its defaults ``--prefetch 20 --concurrency 10``, one channel in confirm mode, the
+  its defaults ``--prefetch 20 --concurrency 10 --batch 20``, one channel in confirm mode, the
   topology re-declared on connect, the cleanup task beside;
 * ``aio-pika``: ``connect_robust``, ``channel.set_qos(prefetch_count=20)``,
   ``declare_queue`` + ``queue.consume(callback)``, ``async with message.process():``,
@@ -22,8 +22,10 @@ The pipelines:
   ``step`` (decode + handler) is replaced by one that returns the "processed"
   decision at once: what is left is the Worker's own delivery -> inbox -> handler
   task -> life cycle -> ``basic_ack``;
-* ``full``: ``events.decode`` (the lab's validator), ``handler.handle`` (one
-  PostgreSQL transaction: the idempotency key and the notification), then the ack.
+* ``full``: ``events.decode`` (the lab's validator), the idempotency key and the
+  notification in one PostgreSQL statement, then the ack: on the lab side
+  ``handler.handle_many`` for what the Worker holds at that moment (its batches), on
+  aio-pika's ``handler.handle`` for the one message of the ``process()`` block.
   Both sides get the same pool (``lab.db.pool.create_pool``, 11 connections: the
   Worker's concurrency + 1), so the comparison is between consumers, not pools.
 

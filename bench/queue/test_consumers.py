@@ -5,14 +5,15 @@ The same RabbitMQ and PostgreSQL for both. Each run preloads N persistent
 into a private work queue, then one side drains it in a process of its own
 (``consumers.py``: the lab's Worker as ``python -m lab.queue worker`` runs it, on
 its default loop -- uvloop here; aio-pika as its users write it, on uvloop), with
-the worker CLI's defaults, prefetch 20 and concurrency 10, and prefetch 20 for
-aio-pika (which then handles up to 20 at once). msgs/s = N / the time from the
+the worker CLI's defaults, prefetch 20, concurrency 10 and batches of up to 20, and
+prefetch 20 for aio-pika (which then handles up to 20 at once). msgs/s = N / the time from the
 first delivery reaching the side's code to the N-th ack (``consumers.py``).
 
 * bare: no decoding, no effect, just the ack (the Worker's ``step`` replaced by
   one that decides "processed" at once: its delivery, life cycle and ack remain);
-* full: ``events.decode``, ``handler.handle`` (one transaction: idempotency key +
-  notification, in ``bench_queue``), ack. After each run, every event must have
+* full: ``events.decode``, the idempotency key + the notification in one statement
+  (in ``bench_queue``; the lab's Worker puts a batch in each, aio-pika's consumer one
+  message), ack. After each run, every event must have
   exactly one notification and the queue must be empty.
 
 Rounds interleave the sides, the order alternating (lab first in odd rounds), and
