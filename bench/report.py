@@ -169,17 +169,25 @@ def markdown(record: dict, component: str) -> str:
     return "\n".join(lines)
 
 
-def write_readmes(record: dict) -> list[Path]:
-    """Replace every ``<!-- bench:NAME -->`` … ``<!-- /bench:NAME -->`` section."""
+def write_readmes(record: dict, root: Path = ROOT) -> list[Path]:
+    """Replace each ``<!-- bench:NAME -->`` … ``<!-- /bench:NAME -->`` section that this
+    run measured. A section the run has no row for (``python -m bench -k queue`` measures
+    one component) keeps the table, and the date, of the run that measured it."""
     changed = []
-    readmes = [ROOT / "README.md", *sorted((ROOT / "lab").glob("*/README.md"))]
+    measured = {r.component for r in rows_of(record)}
+    readmes = [root / "README.md", *sorted((root / "lab").glob("*/README.md"))]
     pattern = re.compile(r"(<!-- bench:([\w-]+) -->\n).*?(<!-- /bench:\2 -->)", re.S)
+
+    def table(m: re.Match) -> str:
+        if m.group(2) not in measured:
+            return m.group(0)
+        return m.group(1) + markdown(record, m.group(2)) + "\n" + m.group(3)
+
     for readme in readmes:
         if not readme.exists():
             continue
         text = readme.read_text()
-        new = pattern.sub(lambda m: m.group(1) + markdown(record, m.group(2)) + "\n"
-                          + m.group(3), text)
+        new = pattern.sub(table, text)
         if new != text:
             readme.write_text(new)
             changed.append(readme)
