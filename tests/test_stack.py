@@ -244,17 +244,24 @@ def test_up_with_both_balancers_puts_lab_lb_in_front_too_and_its_instances_take_
     assert not any(processes.alive(pid) for pid in pids)
 
 
-def test_the_readme_walkthrough_runs_as_written(stack, repo_root):
-    """The challenge-4 block of README.md, line by line, with this test's ports and run dir."""
+def walkthrough(repo_root: Path, heading: str) -> list[str]:
+    """The commands of the first ``sh`` block under ``heading`` in README.md, without
+    their comments and without ``make services`` (done for the tests already)."""
     text = (repo_root / "README.md").read_text()
-    section = text.split("### Challenge 4: scalability and load balancing", 1)[1]
+    section = text.split(f"### {heading}", 1)[1]
     section = re.split(r"\n##+ ", section, maxsplit=1)[0]
     block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     lines = [line.split("  #")[0].strip() for line in block.splitlines()]
-    assert lines[0] == "make services"  # already done for the tests
+    assert lines[0] == "make services"
+    return lines[1:]
+
+
+def test_the_readme_walkthrough_runs_as_written(stack, repo_root):
+    """The challenge-4 block of README.md, line by line, with this test's ports and run dir."""
+    lines = walkthrough(repo_root, "Challenge 4: scalability and load balancing")
     ports = {"8001": stack.api_ports[0], "8080": stack.lb_port, "8081": stack.nginx_port}
     out = []
-    for line in lines[1:]:
+    for line in lines:
         command = line.replace(".venv/bin/python", sys.executable)
         for readme_port, port in ports.items():
             command = command.replace(f"127.0.0.1:{readme_port}", f"127.0.0.1:{port}")
@@ -402,14 +409,9 @@ def test_the_challenge_5_walkthrough_runs_as_written(stack, repo_root, owner_url
         finally:
             await conn.close()
     asyncio.run(empty())
-    text = (repo_root / "README.md").read_text()
-    section = text.split("### Challenge 5: queues and asynchronous processing", 1)[1]
-    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
-    assert lines[0] == "make services"  # already done for the tests
+    lines = walkthrough(repo_root, "Challenge 5: queues and asynchronous processing")
     script = ["set -eo pipefail"]
-    for n, line in enumerate(lines[1:]):
+    for n, line in enumerate(lines):
         command = (line.replace(".venv/bin/python", sys.executable)
                    .replace("127.0.0.1:8080", f"127.0.0.1:{stack.lb_port}")
                    .replace(".run/stack/", f"{stack.run_dir}/")

@@ -165,14 +165,20 @@ class Worker:
                 continue
             if self.failures:
                 log.info("connected again to RabbitMQ")
-            self.failures = 0
+            refused = None
             try:
-                await self._serve(stop)
-            except OUTAGE as exc:  # lost while subscribing or cancelling
-                log.warning("%s", _reason(exc))
+                await self._serve(stop)  # counts the failures as 0 once it consumes
+            except OUTAGE as exc:  # refused while subscribing, or lost while cancelling
+                refused = exc
             finally:
                 self._channel = None
                 await _quietly(connection.close())  # requeues whatever is still unacked
+            if refused is not None:  # backed off too: a refusal would repeat at once
+                self.failures += 1
+                delay = self._backoff(self.failures)
+                log.warning("%s; retrying in %.1f s (failure %d in a row)", _reason(refused),
+                            delay, self.failures)
+                await _wait(stop, delay)
 
     async def _open(self) -> aiormq.abc.AbstractConnection:
         connection = await connect(self.rabbitmq_url, timeout=CONNECT_TIMEOUT)
@@ -186,7 +192,6 @@ class Worker:
             await _quietly(connection.close())
             raise
         self._channel = channel
-        self.sessions += 1
         return connection
 
     async def _serve(self, stop: asyncio.Event) -> None:
@@ -200,6 +205,7 @@ class Worker:
 
         consumer = await channel.basic_consume(self.topology.work.name, on_message,
                                                no_ack=False, timeout=CONNECT_TIMEOUT)
+        self.failures, self.sessions = 0, self.sessions + 1
         # `python -m lab up` waits for this line: the worker is ready.
         log.info("%s: consuming %s", self.name or "worker", self.topology.work.name)
         async with asyncio.TaskGroup() as tasks:

@@ -296,6 +296,27 @@ async def test_a_delivery_that_outlasts_the_drain_timeout_is_redelivered(owner, 
     assert await notifications(owner) == 0
 
 
+async def test_a_refused_subscription_is_backed_off_then_consumed(owner, app_url, names,
+                                                                 channel):
+    # Another consumer holds the work queue exclusively: basic.consume is refused
+    # (ACCESS_REFUSED) after every successful connect. The worker must back off, not spin.
+    async def nothing(message) -> None:
+        pass
+    holder = await channel.basic_consume(names.queue_work, nothing, exclusive=True)
+    running = worker(names, app_url, backoff=lambda failures: 0.2).start()
+    await asyncio.sleep(1.5)
+    assert running.worker.sessions == 0 and 2 <= running.worker.failures <= 10
+    await channel.basic_cancel(holder.consumer_tag)
+    message_id, data = body()
+    await publish(channel, names, data, message_id)
+
+    async def applied():
+        return await notifications(owner) == 1
+    await until(applied)
+    w = await running.stopped()
+    assert w.sessions == 1 and w.failures == 0
+
+
 class Proxy:
     """A TCP proxy to RabbitMQ on 127.0.0.1, port 0; ``cut()`` drops every connection."""
 
