@@ -71,8 +71,8 @@ def components(s: lab_settings.Settings) -> list[Component]:
                   f"python -m lab.lb.nginx start --port {s.nginx_port} --backend HOST:PORT ...",
                   s.nginx_port, 4, "lab.lb"),
         Component("whole stack", "python -m lab up | python -m lab down", None, 4, "lab"),
-        Component("queue", "python -m lab.queue topology|relay|worker|status", None, 5,
-                  "lab.queue"),
+        Component("queue", "python -m lab.queue topology|relay|worker|status|replay",
+                  None, 5, "lab.queue"),
         Component("benchmarks", "python -m bench  (results in bench/results/)", None, 1, "bench"),
     ]
 

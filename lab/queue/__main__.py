@@ -11,6 +11,9 @@ arguments: PRECONDITION_FAILED) is one line on stderr and exit 1.
 when PostgreSQL or RabbitMQ is unreachable: it logs one line, backs off and tries
 again, since a relay that gives up would leave events unpublished.
 
+``replay`` moves the dead-letter queue's messages back to the work queue, each
+confirmed before it is acked there (``lab/queue/replay.py``).
+
 ``status`` shows where the events are: each queue's messages, the outbox rows not
 yet published, the notifications by worker (``lab/queue/status.py``).
 
@@ -37,6 +40,7 @@ import asyncpg
 from lab import settings as lab_settings
 from lab.cli import OneLineParser, loop_factory, positive, share
 from lab.queue import relay as outbox_relay
+from lab.queue import replay as queue_replay
 from lab.queue import status as queue_status
 from lab.queue import worker as queue_worker
 from lab.queue.handler import FailureRate
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=(
         "Challenge 5 on RabbitMQ: task events through a topic exchange to a work queue, "
         "retried with growing delays, dead-lettered for good: 'topology' declares it, "
-        "'relay' publishes the outbox, 'worker' consumes."))
+        "'relay' publishes the outbox, 'worker' consumes, 'status' shows where the events "
+        "are, 'replay' sends the dead letters back."))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     topology = commands.add_parser(
         "topology", help="declare the exchange and queues (idempotent), print them",
@@ -137,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         type=str.upper, default=None,
                         help="INFO logs each retry and dead letter (default: LOG_LEVEL)")
+    replay = commands.add_parser(
+        "replay", help="move the dead-letter queue's messages back to the work queue",
+        description="Move the messages waiting in QUEUE_DEAD_LETTER (as many as there are "
+                    "when it starts, or --limit) back to QUEUE_WORK, each with its attempt "
+                    "and death headers dropped and x-replayed counted, published with a "
+                    "confirm before it is acked in the dead-letter queue: at least once, "
+                    "never lost. For after the cause of the failures was fixed; an invalid "
+                    "message comes back to the dead-letter queue at once.")
+    replay.add_argument("--limit", metavar="N", type=positive(int), default=None,
+                        help="move at most N (default: all that are waiting)")
+    replay.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
+                        help="connect here instead of RABBITMQ_URL")
     status = commands.add_parser(
         "status", help="where the events are: queues, outbox, notifications by worker",
         description="Print each queue's ready messages (and the work queue's consumers), "
@@ -217,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory("auto")[1]) as runner:
                 runner.run(run(args, args.database_url or settings.database_url, url,
                                plan_from(settings)))
+            return 0
+        if args.command == "replay":
+            asyncio.run(queue_replay.replay(url, plan_from(settings), args.limit,
+                                            report=lambda line: print(line, flush=True)))
             return 0
         if args.command == "status":
             found = asyncio.run(queue_status.gather(
