@@ -65,6 +65,23 @@ def postgres_url(text: str) -> str:
     return text
 
 
+def _servers(parser: argparse.ArgumentParser, rabbitmq: str, database: str | None = None,
+             ) -> None:
+    """``--database-url`` (if the command uses PostgreSQL) and ``--rabbitmq-url``, each in
+    place of its setting; ``rabbitmq`` and ``database`` say what the command does there."""
+    if database is not None:
+        parser.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
+                            help=f"{database} here instead of DATABASE_URL")
+    parser.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
+                        help=f"{rabbitmq} here instead of RABBITMQ_URL (the settings come "
+                             "from the environment, .env or .env.example)")
+
+
+def _log_level(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        type=str.upper, default=None, help=f"{what} (default: LOG_LEVEL)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=(
         "Challenge 5 on RabbitMQ: task events through a topic exchange to a work queue, "
@@ -79,9 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"one retry queue per delay in QUEUE_RETRY_DELAYS, whose messages "
                     f"go back to the work queue when their TTL expires; the dead-letter "
                     f"queue QUEUE_DEAD_LETTER. Prints one line per object.")
-    topology.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
-                          help="connect here instead of RABBITMQ_URL (from the environment, "
-                               ".env or .env.example)")
+    _servers(topology, "connect")
     relay = commands.add_parser(
         "relay", help="publish the outbox's rows with publisher confirms, until SIGTERM",
         description="Publish the rows of the outbox table (PostgreSQL, DATABASE_URL) to the "
@@ -101,14 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=outbox_relay.CONFIRM_TIMEOUT,
                        help="give up on a batch not confirmed by then; its rows stay "
                             "unpublished (default: %(default)s)")
-    relay.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
-                       help="read the outbox here instead of DATABASE_URL (the API's role)")
-    relay.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
-                       help="publish here instead of RABBITMQ_URL")
-    relay.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                       type=str.upper, default=None,
-                       help="DEBUG logs a line per batch; INFO a summary every few seconds "
-                            "(default: LOG_LEVEL)")
+    _servers(relay, "publish", database="read the outbox (as the API's role)")
+    _log_level(relay, "DEBUG logs a line per batch; INFO a summary every few seconds")
     worker = commands.add_parser(
         "worker", help="consume the work queue: ack after commit, retry, dead-letter",
         description="Consume QUEUE_WORK (RabbitMQ, RABBITMQ_URL) with manual ack: each "
@@ -135,13 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default=None,
                         help="written in each notification it applies, so 'status' can count "
                              "the work by worker (default: worker-PID)")
-    worker.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
-                        help="write effects here instead of DATABASE_URL")
-    worker.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
-                        help="consume here instead of RABBITMQ_URL")
-    worker.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        type=str.upper, default=None,
-                        help="INFO logs each retry and dead letter (default: LOG_LEVEL)")
+    _servers(worker, "consume", database="write effects")
+    _log_level(worker, "INFO logs each retry and dead letter")
     replay = commands.add_parser(
         "replay", help="move the dead-letter queue's messages back to the work queue",
         description="Move the messages waiting in QUEUE_DEAD_LETTER (as many as there are "
@@ -152,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "message comes back to the dead-letter queue at once.")
     replay.add_argument("--limit", metavar="N", type=positive(int), default=None,
                         help="move at most N (default: all that are waiting)")
-    replay.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
-                        help="connect here instead of RABBITMQ_URL")
+    _servers(replay, "connect")
     status = commands.add_parser(
         "status", help="where the events are: queues, outbox, notifications by worker",
         description="Print each queue's ready messages (and the work queue's consumers), "
@@ -161,10 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "idempotency keys, and the notifications counted by the worker that "
                     "applied them. Changes nothing. Each side is read on its own: exit 1 "
                     "if RabbitMQ or PostgreSQL could not be read (the other is shown).")
-    status.add_argument("--database-url", metavar="URL", type=postgres_url, default=None,
-                        help="read here instead of DATABASE_URL")
-    status.add_argument("--rabbitmq-url", metavar="URL", type=amqp_url, default=None,
-                        help="read here instead of RABBITMQ_URL")
+    _servers(status, "read", database="read")
     return parser
 
 
