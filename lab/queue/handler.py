@@ -160,8 +160,9 @@ async def handle_many(db: Db, events: Sequence[TaskEvent], *, fail: FailureRate 
     """
     outcomes: list[Outcome | Exception | None] = [None] * len(events)
     striking = [fail.strikes() for _ in events]
-    alone = [i for i in range(len(events)) if striking[i] or after_claim is not None]
-    together = [i for i in range(len(events)) if i not in alone]
+    held = [strikes or after_claim is not None for strikes in striking]  # in a transaction
+    alone = [i for i, by_itself in enumerate(held) if by_itself]
+    together = [i for i, by_itself in enumerate(held) if not by_itself]
     async with unavailable(), _connection(db) as conn:
         for i in alone:
             try:
