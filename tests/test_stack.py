@@ -26,6 +26,7 @@ import aiormq
 import asyncpg
 import pytest
 
+from bench.servers import create
 from lab import processes, settings
 from lab import stack as lab_stack
 from lab.queue import topology as topo
@@ -286,14 +287,6 @@ def test_the_readme_walkthrough_runs_as_written(stack, repo_root):
 # -- challenge 5: the queue's workers and relay in the stack ---------------------------
 
 
-def post(port: int, path: str, document: dict) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
-                                     data=json.dumps(document).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return json.load(answer)["data"]
-
-
 def notifications_of(owner_url: str, task: int) -> list[str]:
     """The worker that wrote each notification of ``task``."""
     async def workers() -> list[str]:
@@ -322,9 +315,9 @@ def test_up_starts_workers_and_a_relay_that_turn_a_write_into_a_notification(sta
     assert all(processes.alive(pid) for pid in pids)
     assert stack.consumers() == 2
 
-    user = post(stack.lb_port, "/users", {"name": "Ada", "password": "secret1",
+    user = create(stack.lb_port, "/users", {"name": "Ada", "password": "secret1",
                                           "email": f"ada.q{stack.lb_port}@example.com"})["id"]
-    task = post(stack.lb_port, "/tasks", {"title": "Tell me", "userId": user})["id"]
+    task = create(stack.lb_port, "/tasks", {"title": "Tell me", "userId": user})["id"]
     deadline = time.monotonic() + TIMEOUT  # the outbox, the relay, the queue, a worker
     while not notifications_of(owner_url, task):
         assert time.monotonic() < deadline, "no notification within the bounded wait"

@@ -34,7 +34,7 @@ import pytest
 
 from bench import wrk
 from bench.registry import Comparison
-from bench.servers import free_port, running
+from bench.servers import create, free_port, running
 from lab.lb import nginx
 
 ROUNDS, SECONDS, QUICK_SECONDS = 3, 5, 1
@@ -70,14 +70,6 @@ def _rows() -> list[Comparison]:
 COMPARISONS = _rows()
 
 
-def _post(port: int, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
-                                     data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return json.load(answer)["data"]
-
-
 @pytest.fixture(scope="module")
 def fronts(tmp_path_factory) -> Iterator[dict[str, int]]:
     """side → port: direct, lab-1, lab-2, nginx-1, nginx-2; all stopped at the end."""
@@ -88,9 +80,9 @@ def fronts(tmp_path_factory) -> Iterator[dict[str, int]]:
             stack.enter_context(running(
                 [sys.executable, "-m", "lab.api", "--store", "memory", "--port", str(port),
                  "--instance", name, "--no-access-log"], port))
-            user = _post(port, "/users", {"name": "Ada", "email": "ada@example.com",
+            user = create(port, "/users", {"name": "Ada", "email": "ada@example.com",
                                           "password": "secret1"})
-            task = _post(port, "/tasks", {"title": "Measure the balancer", "userId": user["id"]})
+            task = create(port, "/tasks", {"title": "Measure the balancer", "userId": user["id"]})
             assert task["id"] == int(PATH.rsplit("/", 1)[1])
         backends = [f"127.0.0.1:{port}" for port in ports.values()]
         sides = {"direct": ports["api-1"]}

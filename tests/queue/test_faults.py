@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from collections.abc import AsyncIterator
 import aiormq
 import pytest
 
-from bench.servers import free_port
+from bench.servers import create, free_port
 from lab import settings
 from lab.queue import topology as topo
 from lab.queue.relay import Relay
@@ -165,16 +164,6 @@ async def test_rabbitmq_restarted_mid_run_the_worker_reconnects_and_loses_nothin
         await connection.close()
 
 
-def post(port: int, path: str, document: dict) -> dict:
-    """The created resource; asserts a 201."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
-                                     data=json.dumps(document).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 201
-        return json.loads(answer.read())["data"]
-
-
 @pytest.fixture
 async def api(owner, app_url, tmp_path):
     """``python -m lab.api --store postgres`` on a free port, its tables emptied; the port."""
@@ -201,7 +190,7 @@ async def api(owner, app_url, tmp_path):
 async def test_writes_while_rabbitmq_is_down_are_all_delivered_once_it_is_back(
         owner, app_url, names, channel, api):
     COUNT = 200
-    user = await asyncio.to_thread(post, api, "/users", {
+    user = await asyncio.to_thread(create, api, "/users", {
         "name": "Ada", "email": "ada@example.com", "password": "analytical"})
     relay = Relay(app_url, names.rabbitmq_url, topo.plan_from(names), interval=0.05,
                   backoff=lambda failures: 0.2)
@@ -210,7 +199,7 @@ async def test_writes_while_rabbitmq_is_down_are_all_delivered_once_it_is_back(
     running = worker(names, app_url, backoff=lambda failures: 0.2).start()
     try:
         async with broker_down():
-            tasks = [await asyncio.to_thread(post, api, "/tasks", {
+            tasks = [await asyncio.to_thread(create, api, "/tasks", {
                 "title": f"Written while RabbitMQ is down {n}", "userId": user["id"]})
                 for n in range(COUNT)]  # every one answered 201: the API does not need it
             waiting = await owner.fetchval(
