@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     _log_level(relay, "DEBUG logs a line per batch; INFO a summary every few seconds")
     worker = commands.add_parser(
         "worker", help="consume the work queue: ack after commit, retry, dead-letter",
-        description="Consume QUEUE_WORK (RabbitMQ, RABBITMQ_URL) with manual ack: each "
-                    "event's effect is one PostgreSQL transaction (DATABASE_URL) with its "
-                    "idempotency key, acked after the commit; an invalid message goes to the "
+        description="Consume QUEUE_WORK (RabbitMQ, RABBITMQ_URL) with manual ack: the "
+                    "effects of the deliveries waiting, with their idempotency keys, go to "
+                    "PostgreSQL (DATABASE_URL) in one statement, and each is acked after "
+                    "the commit; an invalid message goes to the "
                     "dead-letter queue, a failed one to the next retry queue (then the "
                     "dead-letter queue), each copy confirmed before the ack. Reconnects "
                     "after an outage; SIGTERM or SIGINT stops consuming, finishes the "
@@ -133,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     worker.add_argument("--concurrency", metavar="N", type=positive(int),
                         default=queue_worker.CONCURRENCY,
-                        help="deliveries handled at once (default: %(default)s)")
+                        help="handler tasks, each taking a batch of deliveries at a time "
+                             "(default: %(default)s)")
     worker.add_argument("--batch", metavar="N", type=positive(int),
                         default=queue_worker.BATCH,
                         help="deliveries at most whose effects go to PostgreSQL in one "
